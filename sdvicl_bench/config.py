@@ -1,0 +1,221 @@
+"""Typed configuration: frozen dataclasses the stages below the CLI receive.
+
+Only `cli.py` sees Hydra/OmegaConf. It turns the composed config into plain dicts and calls
+`from_dict`, which checks every key and type and raises `ConfigError` with one line naming
+the field, the valid choices and a "did you mean" where one is close.
+
+Every [choice] of METHOD.md is a field here, so a user can flip it from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from sdvicl_bench.errors import ConfigError
+
+Window = tuple[int | None, int | None]
+"""A window of loop indices [start, stop) (None = open end): i = 0..T-1 as in METHOD.md."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which U-Net/VAE to run (METHOD.md 2).
+
+    name: `sd15` (weights from `hub_id`@`revision` or a local folder `path`), `tiny` (small
+    random SD-shaped stack built in code, for tests), `sd15-random` (full SD1.5 architecture,
+    random weights, for speed and memory work).
+    """
+
+    name: Literal["sd15", "tiny", "sd15-random"] = "sd15"
+    hub_id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    revision: str | None = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
+    path: str | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """The modified self-attention of D_mod (METHOD.md 5 and 6).
+
+    layers: selectors of attn1 layers: `up` (decoder, default), `down`, `mid`, `all`, `none`,
+    or `<block>.<res>` / `<res>` where res is the nominal side at 512 px (64, 32, 16, 8),
+    e.g. `[up.64]` for "the decoder's 64x64 block only".
+    steps: the loop-index window in which the attention is modified.
+    chunk_size: query rows per block (exact; bounds memory at chunk_size x n*Nk per head).
+    """
+
+    temperature: float = 0.4
+    contrast: float = 1.67
+    ensemble: Literal["iwpe", "mean"] = "iwpe"
+    qkv: Literal["CAB", "DAB", "CBB", "DBB"] = "CAB"
+    layers: tuple[str, ...] = ("up",)
+    steps: Window = (None, None)
+    chunk_size: int | None = 1024
+
+
+@dataclass(frozen=True)
+class SwapGuidanceConfig:
+    """eps_D = eps_def + gamma * w(i) * (eps_mod - eps_def) (METHOD.md 4)."""
+
+    enabled: bool = True
+    gamma: float = 3.5
+    schedule: Literal["decay", "ramp", "constant"] = "decay"
+
+
+@dataclass(frozen=True)
+class AdaINConfig:
+    """Align D's per-channel latent mean/std with B's after each step (METHOD.md 4)."""
+
+    enabled: bool = True
+    steps: Window = (None, None)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Everything that changes what the sampler computes (METHOD.md 2-6, defaults of 8).
+
+    Exactness switches (`inversion`, `attention.chunk_size`, `batch_episodes`) change how,
+    not what: results agree within float error.
+    """
+
+    steps: int = 70
+    skip: int = 0
+    resolution: int = 512
+    init: Literal["inversion", "noise"] = "inversion"
+    inversion: Literal["fused", "separate"] = "fused"
+    last_z_zero: bool = True
+    batch_episodes: int = 1
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    swap: SwapGuidanceConfig = field(default_factory=SwapGuidanceConfig)
+    adain: AdaINConfig = field(default_factory=AdaINConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"sampler.steps={self.steps}: must be >= 1.")
+        if not 0 <= self.skip < self.steps:
+            raise ConfigError(f"sampler.skip={self.skip}: must be in [0, sampler.steps).")
+        if self.resolution % 8:
+            raise ConfigError(f"sampler.resolution={self.resolution}: must be a multiple of 8.")
+        if self.batch_episodes < 1:
+            raise ConfigError(f"sampler.batch_episodes={self.batch_episodes}: must be >= 1.")
+        chunk = self.attention.chunk_size
+        if chunk is not None and chunk < 1:
+            raise ConfigError(f"sampler.attention.chunk_size={chunk}: must be >= 1 or null.")
+        if self.attention.temperature <= 0:
+            raise ConfigError("sampler.attention.temperature must be > 0.")
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
+    """Build dataclass `cls` from a plain dict, checking keys and types.
+
+    Raises ConfigError (one line) for an unknown key (with "did you mean"), a wrong type
+    (naming the field) or a value outside a Literal's choices.
+    """
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown config key '{prefix}{key}'. Valid keys: {', '.join(names)}.{hint}"
+            )
+        kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    """Check/convert one value against a type hint; raise ConfigError naming `name`."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a group of fields, got {value!r}.")
+        return from_dict(tp, value, prefix=f"{name}.")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            valid = ", ".join(str(c) for c in choices)
+            raise ConfigError(f"{name}={value!r} is not valid. Choose one of: {valid}.{hint}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, name)
+            except ConfigError as err:
+                errors.append(err)
+        raise (
+            errors[0]
+            if len(errors) == 1
+            else ConfigError(f"{name}={value!r} has the wrong type: expected {_type_name(tp)}.")
+        )
+    if origin is tuple:
+        args = get_args(tp)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r} has the wrong type: expected a list.")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, name) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{name}={value!r} must have {len(args)} entries.")
+        return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}={value!r} has the wrong type: expected true or false.")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}={value!r} has the wrong type: expected an integer.")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{name}={value!r} has the wrong type: expected a number.")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name}={value!r} has the wrong type: expected a string.")
+    if tp is Any:
+        return value
+    raise ConfigError(f"{name}: unsupported config type {tp!r}.")  # pragma: no cover
+
+
+def _type_name(tp: Any) -> str:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    names = [getattr(a, "__name__", str(a)) for a in args]
+    return " or ".join(names) + (" or null" if type(None) in get_args(tp) else "")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return clean(dataclasses.asdict(obj))

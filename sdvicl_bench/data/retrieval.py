@@ -1,0 +1,90 @@
+"""Prompt retrievers: pick the in-context examples (prompt pairs) for one query.
+
+Items are identified by string keys. A key of the form ``<image id>__<suffix>`` (the HSNet
+list-line form, e.g. ``2007_000033__01``) names one use of an image; any other key is an
+image id itself. A retriever never returns the query's own image, whatever the suffix.
+
+Randomness is seeded from ``sha256(seed, query key)``, never Python's ``hash()``, so a draw
+depends only on (seed, query, pool) and not on the process, the order of the pool or the
+other queries. To draw anew per cycle (``episodes=1000`` over a shorter list), change
+``seed`` per cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from sdvicl_bench.data.pascal import PascalEntry
+from sdvicl_bench.errors import DataError
+
+T = TypeVar("T")
+
+
+def image_id_of(key: str) -> str:
+    """The image id of a key: the part before the last ``__``, or the key itself."""
+    head, sep, _ = key.rpartition("__")
+    return head if sep else key
+
+
+def query_rng(seed: int, query_key: str) -> np.random.Generator:
+    """A numpy Generator seeded by sha256 of (seed, query key): stable across processes."""
+    digest = hashlib.sha256(f"{int(seed)}\x1f{query_key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def draw_distinct(
+    query_key: str,
+    candidates: Sequence[T],
+    n: int,
+    seed: int,
+    *,
+    key: Callable[[T], str] = str,
+    what: str = "prompt candidates",
+) -> list[T]:
+    """``n`` distinct candidates, uniformly without replacement, seeded by (seed, query key).
+
+    Candidates are deduplicated and sorted by ``key`` first, so the result does not depend on
+    their order. The caller filters out what the query may not see; fewer than ``n`` left
+    raises a one-line DataError naming ``what``.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    unique = sorted({key(c): c for c in candidates}.items())
+    if len(unique) < n:
+        raise DataError(
+            f"only {len(unique)} {what} for query {query_key}, {n} prompts asked. "
+            "Fix: lower the number of prompts or use a larger prompt pool."
+        )
+    picks = query_rng(seed, query_key).choice(len(unique), size=n, replace=False)
+    return [unique[i][1] for i in picks]
+
+
+def retrieve_random(query_key: str, pool: list[str], n: int, seed: int) -> list[str]:
+    """``n`` distinct pool keys drawn at random; none shares the query's image id."""
+    own = image_id_of(query_key)
+    candidates = [k for k in pool if image_id_of(k) != own]
+    return draw_distinct(
+        query_key, candidates, n, seed, what="prompt pool entries from other images"
+    )
+
+
+def retrieve_same_class(
+    query: PascalEntry, pool: list[PascalEntry], n: int, seed: int
+) -> list[PascalEntry]:
+    """``n`` distinct pool entries of the query's class, from images other than the query's.
+
+    The VP protocol for Pascal-5i (``same_class``): the pool is the fold's val list.
+    """
+    candidates = [e for e in pool if e.class_id == query.class_id and e.image_id != query.image_id]
+    return draw_distinct(
+        query.key,
+        candidates,
+        n,
+        seed,
+        key=lambda e: e.key,
+        what=f"pool entries of class {query.class_id:02d} from other images",
+    )

@@ -1,0 +1,253 @@
+"""The three models: `sd15` (real weights), `tiny` (test stack), `sd15-random` (speed work).
+
+All three give a `DiffusionModel`: U-Net, VAE, SD1.5's DDIM schedule and the text
+embedding of the empty prompt (METHOD.md 2: one embedding shared by every stream, no
+classifier-free guidance). Nothing here downloads a tokenizer for `tiny` or `sd15-random`:
+their `prompt_embeds` are made in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+from sdvicl_bench.config import ModelConfig
+from sdvicl_bench.errors import ModelError
+
+SD15_SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    timestep_spacing="leading",
+    prediction_type="epsilon",
+)
+"""SD1.5's scheduler config as METHOD.md 2 states it (used for every model)."""
+
+SD15_VAE_SCALE = 0.18215
+
+
+@dataclass
+class DiffusionModel:
+    """A loaded model, ready for the sampler.
+
+    prompt_embeds: (1, L, D) text embedding of "" (broadcast to every stream).
+    """
+
+    name: str
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    scheduler: DDIMScheduler
+    prompt_embeds: torch.Tensor
+    device: torch.device
+    dtype: torch.dtype
+    source: str
+    revision: str | None = None
+
+    @property
+    def vae_scale(self) -> float:
+        return float(getattr(self.vae.config, "scaling_factor", SD15_VAE_SCALE))
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Pictures (B, 3, H, W) in [-1, 1] -> latents (B, 4, H/8, W/8): posterior mean x scale."""
+        images = images.to(self.device, self.dtype)
+        return self.vae.encode(images).latent_dist.mean * self.vae_scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, 4, h, w) -> pictures (B, 3, 8h, 8w) in [0, 1], float32."""
+        out = self.vae.decode(latents.to(self.device, self.dtype) / self.vae_scale).sample
+        return ((out.float() + 1) / 2).clamp(0, 1)
+
+    def attn1_names(self) -> list[str]:
+        """Processor names of every self-attention (attn1) layer, in U-Net order."""
+        return [n for n in self.unet.attn_processors if n.endswith("attn1.processor")]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` -> cuda if available else cpu; anything else as torch understands it."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(
+            f"model.device={spec} but no CUDA device is visible. Fix: model.device=cpu"
+        )
+    return device
+
+
+def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    """`auto` -> bfloat16 on CUDA (fp16 can overflow in SD's VAE), float32 on CPU."""
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[spec]
+
+
+def load_model(cfg: ModelConfig) -> DiffusionModel:
+    """Build or load the model `cfg.name` on its device and dtype, in eval mode."""
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    if cfg.name == "tiny":
+        model = build_tiny(seed=cfg.seed)
+    elif cfg.name == "sd15-random":
+        model = build_sd15_random(seed=cfg.seed)
+    elif cfg.name == "sd15":
+        model = load_sd15(cfg.path or cfg.hub_id, None if cfg.path else cfg.revision)
+    else:  # pragma: no cover - ModelConfig's Literal rejects it first
+        raise ModelError(f"Unknown model '{cfg.name}'. Choose one of: sd15, tiny, sd15-random.")
+    model.unet.to(device, dtype).eval().requires_grad_(False)
+    model.vae.to(device, dtype).eval().requires_grad_(False)
+    model.prompt_embeds = model.prompt_embeds.to(device, dtype)
+    model.device, model.dtype = device, dtype
+    return model
+
+
+def make_scheduler() -> DDIMScheduler:
+    """SD1.5's DDIM scheduler (leading spacing, steps_offset 1, alphas_cumprod[0] at the end)."""
+    return DDIMScheduler(**SD15_SCHEDULER)
+
+
+# ----------------------------------------------------------------------------- sd15
+
+
+def load_sd15(source: str, revision: str | None) -> DiffusionModel:
+    """Load SD1.5 from a hub id (at `revision`) or a local diffusers folder.
+
+    Both go through the same `from_pretrained` calls. The empty-prompt embedding is computed
+    once with the pipeline's own tokenizer and text encoder, which are then dropped.
+    """
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    kw = {"revision": revision} if revision else {}
+    is_local = Path(source).expanduser().exists()
+    try:
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw)
+        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kw)
+        tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
+        text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        where = f"local folder '{source}'" if is_local else f"hub id '{source}'"
+        raise ModelError(
+            f"Cannot load SD1.5 from {where}"
+            + (f" (revision {revision})" if revision and not is_local else "")
+            + f": {reason[:200].rstrip('.')}. Fix: download it once with "
+            f"`huggingface-cli download {source}` on a machine with internet, "
+            "or pass model.path=<folder with unet/ vae/ tokenizer/ text_encoder/>."
+        ) from None
+    with torch.no_grad():
+        ids = tokenizer(
+            [""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
+        ).input_ids
+        embeds = text_encoder(ids)[0]
+    return DiffusionModel(
+        name="sd15",
+        unet=unet,
+        vae=vae,
+        scheduler=make_scheduler(),
+        prompt_embeds=embeds,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        source=source,
+        revision=revision,
+    )
+
+
+# ----------------------------------------------------------------------------- random models
+
+
+def tiny_unet_config() -> dict:
+    """SD1.5's block layout at toy width: self-attention at three resolutions, down and up."""
+    return dict(
+        sample_size=8,
+        block_out_channels=(32, 32, 64, 64),
+        layers_per_block=1,
+        down_block_types=(
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
+        ),
+        up_block_types=(
+            "UpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+        ),
+        cross_attention_dim=32,
+        attention_head_dim=2,
+        norm_num_groups=8,
+    )
+
+
+def tiny_vae_config() -> dict:
+    """A x8 VAE (three downsamplings) with 4 latent channels, at toy width."""
+    return dict(
+        block_out_channels=(16, 16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        scaling_factor=SD15_VAE_SCALE,
+    )
+
+
+def sd15_unet_config() -> dict:
+    """SD1.5's U-Net config (diffusers' defaults are SD1.x; listed to be explicit)."""
+    return dict(
+        sample_size=64,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
+
+
+def sd15_vae_config() -> dict:
+    """SD1.5's VAE config."""
+    return dict(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
+        scaling_factor=SD15_VAE_SCALE,
+    )
+
+
+def _random_model(name: str, unet_cfg: dict, vae_cfg: dict, seed: int) -> DiffusionModel:
+    """Random weights from a private generator state (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**unet_cfg)
+        vae = AutoencoderKL(**vae_cfg)
+        embeds = torch.randn(1, 77, unet_cfg["cross_attention_dim"])
+    return DiffusionModel(
+        name=name,
+        unet=unet,
+        vae=vae,
+        scheduler=make_scheduler(),
+        prompt_embeds=embeds,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        source=f"random:{name}:seed{seed}",
+    )
+
+
+def build_tiny(seed: int = 0) -> DiffusionModel:
+    """The test model: random, small, SD-shaped (4 levels, attn1 at 3 resolutions, x8 VAE)."""
+    return _random_model("tiny", tiny_unet_config(), tiny_vae_config(), seed)
+
+
+def build_sd15_random(seed: int = 0) -> DiffusionModel:
+    """Full-size SD1.5 U-Net and VAE with random weights (no download; speed/memory only)."""
+    return _random_model("sd15-random", sd15_unet_config(), sd15_vae_config(), seed)

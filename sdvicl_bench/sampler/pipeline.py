@@ -1,0 +1,330 @@
+"""The SD-VICL joint denoising loop (METHOD.md 2-4), one U-Net call per step.
+
+Per step, one batch of 2n+3 image streams per episode:
+    [A_1..A_n, B_1..B_n, C, D_mod, D_def]
+A, B and C enter at their independently sampled x_t (edit-friendly, never denoised); D_mod
+and D_def share D's latent and differ only inside the modified attn1 layers. C's noise map
+comes out of the same pass (fused inversion), D steps with it, swap guidance mixes D's two
+noise predictions, and AdaIN pulls D's channel statistics toward B's.
+
+Entry points: `Sampler(model, cfg).run(episodes)` for many episodes (batched by
+`cfg.batch_episodes`), `run_episode(...)` for one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sdvicl_bench.config import SamplerConfig
+from sdvicl_bench.sampler.attention import StreamLayout, VICLController, vicl_processors
+from sdvicl_bench.sampler.guidance import adain, swap_guidance, swap_weight
+from sdvicl_bench.sampler.inversion import (
+    Schedule,
+    ddim_step,
+    invert,
+    make_schedule,
+    noise_map,
+    sample_trajectory,
+)
+from sdvicl_bench.sampler.models import DiffusionModel
+from sdvicl_bench.sampler.noise import image_noise
+
+
+@dataclass
+class Episode:
+    """One in-context problem: n prompt pairs (A_i, B_i) and a query C.
+
+    Ids key each image's noise (METHOD.md 3); left out, they are hashes of the pictures'
+    content, so identical pictures share noise wherever they sit.
+    """
+
+    prompts: Sequence[Image.Image]
+    targets: Sequence[Image.Image]
+    query: Image.Image
+    seed: int = 0
+    prompt_ids: Sequence[str] | None = None
+    target_ids: Sequence[str] | None = None
+    query_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prompts or len(self.prompts) != len(self.targets):
+            raise ValueError("an episode needs n >= 1 prompt images and as many ground truths")
+        self.prompt_ids = list(self.prompt_ids or [content_id(im) for im in self.prompts])
+        self.target_ids = list(self.target_ids or [content_id(im) for im in self.targets])
+        self.query_id = self.query_id or content_id(self.query)
+
+    @property
+    def num_prompts(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass
+class EpisodeResult:
+    """The raw prediction picture D (resolution x resolution RGB), optionally more.
+
+    latents: D's final x0 (4, h, w) float32 on the CPU, if asked for.
+    diagnostics: one dict per step (i, t, w, d_mean, d_std, swap_delta), if asked for.
+    """
+
+    picture: Image.Image
+    latents: torch.Tensor | None = None
+    diagnostics: list[dict] | None = None
+
+
+def content_id(image: Image.Image) -> str:
+    """A short hash of a picture's pixels (its default noise key)."""
+    h = hashlib.sha1(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:16]
+
+
+def picture_tensor(image: Image.Image, size: int, *, nearest: bool) -> torch.Tensor:
+    """PIL picture -> (3, size, size) float32 in [-1, 1], resized without cropping.
+
+    Photos use bicubic, ground-truth pictures NEAREST so palette colours stay pure (METHOD.md 2).
+    """
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
+    arr = np.asarray(image.convert("RGB").resize((size, size), resample), dtype=np.float32)
+    return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
+
+
+def tensor_picture(x: torch.Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] -> RGB PIL picture."""
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr)
+
+
+def _in_window(i: int, window: tuple[int | None, int | None]) -> bool:
+    start, stop = window
+    return (start is None or i >= start) and (stop is None or i < stop)
+
+
+@dataclass
+class Sampler:
+    """Runs SD-VICL episodes with one model and one sampler config.
+
+    Counters (for tests and benchmarks): `unet_calls` and `image_passes` (rows through
+    the U-Net), accumulated over the sampler's life.
+    """
+
+    model: DiffusionModel
+    cfg: SamplerConfig
+    unet_calls: int = 0
+    image_passes: int = 0
+    controller: VICLController = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.controller = VICLController(self.cfg.attention)
+
+    # ------------------------------------------------------------------ public
+
+    def run(
+        self,
+        episodes: Sequence[Episode],
+        *,
+        return_latents: bool = False,
+        diagnostics: bool = False,
+    ) -> list[EpisodeResult]:
+        """Run episodes in batches of up to `cfg.batch_episodes` consecutive ones with the same n.
+
+        Results come back in input order and do not depend on the batching.
+        """
+        results: list[EpisodeResult] = []
+        batch: list[Episode] = []
+        for ep in episodes:
+            if batch and (
+                len(batch) == self.cfg.batch_episodes or ep.num_prompts != batch[0].num_prompts
+            ):
+                results += self.run_batch(
+                    batch, return_latents=return_latents, diagnostics=diagnostics
+                )
+                batch = []
+            batch.append(ep)
+        if batch:
+            results += self.run_batch(batch, return_latents=return_latents, diagnostics=diagnostics)
+        return results
+
+    @torch.inference_mode()
+    def run_batch(
+        self,
+        episodes: Sequence[Episode],
+        *,
+        return_latents: bool = False,
+        diagnostics: bool = False,
+    ) -> list[EpisodeResult]:
+        """E episodes sharing n, in one U-Net batch of E x (2n+3) rows per step."""
+        cfg, model = self.cfg, self.model
+        n = episodes[0].num_prompts
+        if any(ep.num_prompts != n for ep in episodes):
+            raise ValueError("all episodes of one batch must have the same number of prompts")
+        E, dev = len(episodes), model.device
+        layout = StreamLayout(n, cfg.swap.enabled)
+        sched = make_schedule(model.scheduler, cfg.steps, cfg.skip)
+        T = len(sched)
+
+        # 1. Encode every picture in one VAE batch: latents (E, n, 4, h, w) and (E, 4, h, w).
+        x0_a, x0_b, x0_c = self._encode(episodes)
+        shape = tuple(x0_c.shape[1:])
+
+        # 2. Sample each image's trajectory x_{t_1..t_T}, x0 from its own noise (METHOD.md 3).
+        def trajectory(x0: torch.Tensor, ids: list[str], role: str, seed_of: list[int]):
+            noise = torch.stack(
+                [
+                    image_noise(s, i, role, (T, *shape), dev)
+                    for s, i in zip(seed_of, ids, strict=True)
+                ],
+                dim=1,
+            )  # (T, len(ids), 4, h, w)
+            return sample_trajectory(x0, noise, sched)  # (T + 1, len(ids), 4, h, w)
+
+        seeds = [ep.seed for ep in episodes]
+        seeds_n = [s for s in seeds for _ in range(n)]
+        traj_a = trajectory(
+            x0_a.flatten(0, 1), [i for ep in episodes for i in ep.prompt_ids], "A", seeds_n
+        )
+        traj_b = trajectory(
+            x0_b.flatten(0, 1), [i for ep in episodes for i in ep.target_ids], "B", seeds_n
+        )
+        traj_c = trajectory(x0_c, [ep.query_id for ep in episodes], "C", seeds)
+        traj_a = traj_a.unflatten(1, (E, n))
+        traj_b = traj_b.unflatten(1, (E, n))
+
+        # 3. The reference path inverts C first (one extra U-Net call per step).
+        zs_c = None
+        if cfg.inversion == "separate":
+            zs_c = invert(self._plain_eps, traj_c, sched)
+
+        # 4. D starts at C's x_{t_1} (or, init=noise, from its own Gaussian noise).
+        noise_d = None
+        if cfg.init == "noise":
+            noise_d = torch.stack(
+                [image_noise(ep.seed, ep.query_id, "D", (T + 1, *shape), dev) for ep in episodes],
+                dim=1,
+            )  # (T + 1, E, 4, h, w): start, then one map per step
+            x_d = noise_d[0]
+        else:
+            x_d = traj_c[0].clone()
+
+        self.controller.layout = layout
+        self.controller.active = True
+        trace: list[dict] = []
+        with vicl_processors(model.unet, self.controller):
+            for i, t in enumerate(sched.timesteps):
+                # 5. One U-Net call over [A.., B.., C, D_mod, D_def] for every episode.
+                streams = [traj_a[i], traj_b[i], traj_c[i][:, None], x_d[:, None]]
+                if layout.swap:
+                    streams.append(x_d[:, None])
+                self.controller.step = i
+                eps = self._eps(torch.cat(streams, dim=1).flatten(0, 1), t)
+                eps = eps.unflatten(0, (E, layout.size))
+
+                # 6. C's edit-friendly noise map from the same pass (fused inversion).
+                if zs_c is None:
+                    z = noise_map(traj_c[i + 1], traj_c[i], eps[:, layout.c], sched, i)
+                else:
+                    z = zs_c[i]
+                if noise_d is not None:
+                    z = noise_d[i + 1]
+                if i == T - 1 and cfg.last_z_zero:
+                    z = None
+
+                # 7. Swap guidance: eps_def + gamma w(i) (eps_mod - eps_def).
+                eps_mod = eps[:, layout.d_mod]
+                if layout.swap:
+                    eps_d = swap_guidance(eps_mod, eps[:, layout.d_def], cfg.swap, i, T)
+                else:
+                    eps_d = eps_mod
+
+                # 8. Step D with C's noise map.
+                x_d = ddim_step(x_d, eps_d, sched, i, z)
+
+                # 9. AdaIN toward B at the same noise level (B's next sampled latent).
+                if cfg.adain.enabled and _in_window(i, cfg.adain.steps):
+                    x_d = adain(x_d, traj_b[i + 1])
+
+                if diagnostics:
+                    trace.append(self._diagnose(i, sched, x_d, eps, layout))
+
+        # 10. Decode D's x0: the raw prediction pictures.
+        pictures = model.decode(x_d)
+        results = []
+        for e in range(E):
+            diag = None
+            if diagnostics:
+                diag = [
+                    {k: (v[e] if isinstance(v, list) else v) for k, v in d.items()} for d in trace
+                ]
+            results.append(
+                EpisodeResult(
+                    picture=tensor_picture(pictures[e]),
+                    latents=x_d[e].float().cpu() if return_latents else None,
+                    diagnostics=diag,
+                )
+            )
+        return results
+
+    # ------------------------------------------------------------------ internals
+
+    def _encode(self, episodes: Sequence[Episode]):
+        """VAE posterior means: A, B (E, n, 4, h, w) and C (E, 4, h, w), float32."""
+        size, n, E = self.cfg.resolution, episodes[0].num_prompts, len(episodes)
+        pics = [picture_tensor(im, size, nearest=False) for ep in episodes for im in ep.prompts]
+        pics += [picture_tensor(im, size, nearest=True) for ep in episodes for im in ep.targets]
+        pics += [picture_tensor(ep.query, size, nearest=False) for ep in episodes]
+        latents = self.model.encode(torch.stack(pics)).float()
+        a, b, c = latents.split([E * n, E * n, E])
+        return a.unflatten(0, (E, n)), b.unflatten(0, (E, n)), c
+
+    def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """One U-Net call: x (R, 4, h, w) float32 at timestep t -> eps (R, 4, h, w) float32."""
+        model = self.model
+        self.unet_calls += 1
+        self.image_passes += x.shape[0]
+        embeds = model.prompt_embeds.expand(x.shape[0], -1, -1)
+        timestep = torch.tensor(t, device=model.device)
+        return model.unet(x.to(model.dtype), timestep, encoder_hidden_states=embeds).sample.float()
+
+    def _plain_eps(self, x: torch.Tensor, t: int, i: int) -> torch.Tensor:
+        """eps of images on their own (no group layout, plain attention everywhere)."""
+        return self._eps(x, t)
+
+    def _diagnose(self, i: int, sched: Schedule, x_d, eps, layout: StreamLayout) -> dict:
+        T = len(sched)
+        delta = None
+        if layout.swap:
+            delta = (eps[:, layout.d_mod] - eps[:, layout.d_def]).pow(2).mean(dim=(1, 2, 3)).sqrt()
+        return {
+            "i": i,
+            "t": sched.timesteps[i],
+            "w": swap_weight(i, T, self.cfg.swap.schedule) if layout.swap else None,
+            "d_mean": x_d.mean(dim=(1, 2, 3)).tolist(),
+            "d_std": x_d.std(dim=(1, 2, 3)).tolist(),
+            "swap_delta": delta.tolist() if delta is not None else None,
+        }
+
+
+def run_episode(
+    model: DiffusionModel,
+    prompts: Sequence[Image.Image],
+    targets: Sequence[Image.Image],
+    query: Image.Image,
+    cfg: SamplerConfig,
+    seed: int = 0,
+    *,
+    return_latents: bool = False,
+    diagnostics: bool = False,
+) -> EpisodeResult:
+    """Predict the ground truth of `query` from n (prompt, ground truth) pairs.
+
+    Returns the decoded prediction picture (cfg.resolution square), optionally D's final
+    latent and per-step diagnostics.
+    """
+    episode = Episode(list(prompts), list(targets), query, seed=seed)
+    sampler = Sampler(model, cfg)
+    return sampler.run([episode], return_latents=return_latents, diagnostics=diagnostics)[0]

@@ -1,0 +1,72 @@
+"""Prompt retrievers: seeded, distinct, never the query's own image."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdvicl_bench.data.pascal import PascalEntry
+from sdvicl_bench.data.retrieval import (
+    image_id_of,
+    retrieve_random,
+    retrieve_same_class,
+)
+from sdvicl_bench.errors import DataError
+
+POOL = [PascalEntry(f"2008_{i:06d}", c) for i in range(40) for c in (1, 3) if (i + c) % 3]
+POOL += [PascalEntry("2008_000007", 2)]  # the query's own image, another class
+KEYS = [e.key for e in POOL]
+
+
+def test_image_id_of() -> None:
+    assert image_id_of("2007_000033__01") == "2007_000033"
+    assert image_id_of("aachen_000000_000019") == "aachen_000000_000019"
+
+
+def test_random_deterministic_distinct_and_not_the_query() -> None:
+    query = "2008_000007__01"
+    a = retrieve_random(query, KEYS, 5, seed=0)
+    assert a == retrieve_random(query, KEYS, 5, seed=0)
+    assert a == retrieve_random(query, list(reversed(KEYS)), 5, seed=0)  # order-free
+    assert len(a) == len(set(a)) == 5 and set(a) <= set(KEYS)
+    assert all(image_id_of(k) != "2008_000007" for k in a)
+    assert retrieve_random(query, KEYS, 5, seed=1) != a
+    assert retrieve_random("2008_000008__03", KEYS, 5, seed=0) != a
+    assert retrieve_random(query, KEYS, 0, seed=0) == []
+
+
+def test_random_never_returns_own_image_over_many_seeds() -> None:
+    keys = ["img_a__01", "img_a__02", "img_b__01", "img_c__05"]
+    for seed in range(50):
+        got = retrieve_random("img_a__01", keys, 2, seed)
+        assert sorted(got) == ["img_b__01", "img_c__05"]
+    with pytest.raises(DataError) as err:
+        retrieve_random("img_a__01", keys, 3, seed=0)
+    assert "\n" not in str(err.value)
+
+
+def test_random_is_roughly_uniform() -> None:
+    keys = [f"img_{i:02d}" for i in range(10)]
+    counts = dict.fromkeys(keys, 0)
+    for seed in range(2000):
+        (pick,) = retrieve_random("query", keys, 1, seed)
+        counts[pick] += 1
+    assert min(counts.values()) > 140 and max(counts.values()) < 260
+
+
+def test_same_class() -> None:
+    query = PascalEntry("2008_000007", 1)
+    a = retrieve_same_class(query, POOL, 4, seed=0)
+    assert a == retrieve_same_class(query, POOL, 4, seed=0)
+    assert a == retrieve_same_class(query, POOL[::-1], 4, seed=0)
+    assert retrieve_same_class(query, POOL, 4, seed=1) != a
+    assert len(set(a)) == 4
+    assert all(e.class_id == 1 and e.image_id != query.image_id for e in a)
+
+
+def test_same_class_too_few() -> None:
+    pool = [PascalEntry("x1", 5), PascalEntry("x2", 5), PascalEntry("x3", 6), PascalEntry("q", 5)]
+    assert len(retrieve_same_class(PascalEntry("q", 5), pool, 2, 0)) == 2
+    with pytest.raises(DataError) as err:
+        retrieve_same_class(PascalEntry("q", 5), pool, 3, 0)
+    msg = str(err.value)
+    assert "\n" not in msg and "Fix:" in msg and "05" in msg
