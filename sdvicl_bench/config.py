@@ -32,7 +32,7 @@ class ModelConfig:
     """
 
     name: Literal["sd15", "tiny", "sd15-random"] = "sd15"
-    hub_id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    hub_id: str | None = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     revision: str | None = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
     path: str | None = None
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
@@ -197,7 +197,9 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{name}={value!r} has the wrong type: expected a string.")
-    if tp is Any:
+    if tp is Any or origin is dict:
+        if origin is dict and not isinstance(value, dict):
+            raise ConfigError(f"{name}={value!r} has the wrong type: expected a mapping.")
         return value
     raise ConfigError(f"{name}: unsupported config type {tp!r}.")  # pragma: no cover
 
@@ -219,3 +221,50 @@ def to_dict(obj: Any) -> dict[str, Any]:
         return v
 
     return clean(dataclasses.asdict(obj))
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md)."""
+
+    name: str = "fgseg"
+    version: int = 1
+    dataset: str = "pascal5i"
+    root_subdir: str = "VOC2012"
+    splits_subdir: str = "splits/pascal5i"
+    folds: tuple[int, ...] = (0, 1, 2, 3)
+    split: str = "val"
+    prompt_pool: str = "trn"
+    retrieval: str = "random"
+    decoder: str = "fgseg"
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the datasets live. `demo` writes small data in the real layouts on first use."""
+
+    name: Literal["real", "demo"] = "real"
+    root: str = "data"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `sdvicl-bench run` needs, typed."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seed: int = 0
+    prompts: int = 1
+    limit: int | None = None
+    episodes: str | None = None
+    output_dir: str = "results/runs"
+    save_pictures: bool = True
+
+    def __post_init__(self) -> None:
+        if self.prompts < 1:
+            raise ConfigError(f"prompts={self.prompts}: must be >= 1.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit={self.limit}: must be >= 1 or null.")

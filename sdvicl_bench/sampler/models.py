@@ -92,6 +92,9 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
 
 def load_model(cfg: ModelConfig) -> DiffusionModel:
     """Build or load the model `cfg.name` on its device and dtype, in eval mode."""
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # no per-load cast chatter on the console
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.name == "tiny":

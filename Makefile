@@ -1,0 +1,43 @@
+# sdvicl-bench: `make help` lists the targets. Everything installs itself into .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+CONSTRAINTS ?= constraints-cpu.txt
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format bench bench-gpu clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the suite (CPU torch pinned by constraints-cpu.txt)
+
+demo: install  ## the main job on the embedded default: fgseg on demo data with the tiny model (CPU, ~1 min)
+	$(BIN)/sdvicl-bench run task=fgseg data=demo model=tiny limit=8 sampler.steps=10
+
+test: install  ## the test suite (CPU only)
+	$(BIN)/pytest -q
+
+lint: install  ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## ruff fix + format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimized)
+	$(PY) scripts/bench_sampler.py --model tiny --device cpu --json results/bench/cpu-tiny.json
+
+bench-gpu:  ## sampler benchmark on a CUDA GPU: full-size SD1.5 architecture, random weights, 512 px, 70 steps
+	python3 scripts/bench_sampler.py --model sd15-random --device cuda --json results/bench/gpu-sd15-random.json
+
+clean:  ## remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache results/runs results/bench data/demo

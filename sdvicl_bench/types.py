@@ -1,0 +1,32 @@
+"""Records shared between stages: frozen episodes and per-sample results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One frozen episode: which query, which prompts, which seed (episodes.jsonl line).
+
+    query and prompts are dataset keys (for Pascal-5i `<image id>__<class>`); `meta` holds
+    task extras such as the fold.
+    """
+
+    id: str
+    query: str
+    prompts: tuple[str, ...]
+    seed: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["prompts"] = list(self.prompts)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EpisodeSpec:
+        return cls(
+            d["id"], d["query"], tuple(d["prompts"]), int(d["seed"]), dict(d.get("meta", {}))
+        )
