@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 install: $(VENV)/.installed  ## create .venv and install the suite (CPU torch pinned by constraints-cpu.txt)
 
 demo: install  ## the main job on the embedded default: fgseg on demo data with the tiny model (CPU, ~1 min)
-	$(BIN)/sdvicl-bench run task=fgseg data=demo model=tiny limit=8 sampler.steps=10
+	$(BIN)/sdvicl-bench run task=fgseg data=demo model=tiny limit=24 sampler.steps=20
 
 test: install  ## the test suite (CPU only)
 	$(BIN)/pytest -q
