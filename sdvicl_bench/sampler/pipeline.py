@@ -100,6 +100,21 @@ def tensor_picture(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
+def image_trajectories(
+    x0: torch.Tensor, ids: Sequence[str], role: str, seeds: Sequence[int], sched: Schedule
+) -> torch.Tensor:
+    """Sampled latents of N images, each from its own (seed, id, role) noise (METHOD.md 3).
+
+    x0: (N, 4, h, w) clean latents. Returns (T + 1, N, 4, h, w), the last entry x0 itself.
+    """
+    shape = (len(sched), *x0.shape[1:])
+    noise = torch.stack(
+        [image_noise(s, i, role, shape, x0.device) for s, i in zip(seeds, ids, strict=True)],
+        dim=1,
+    )  # (T, N, 4, h, w)
+    return sample_trajectory(x0, noise, sched)
+
+
 def _in_window(i: int, window: tuple[int | None, int | None]) -> bool:
     start, stop = window
     return (start is None or i >= start) and (stop is None or i < stop)
@@ -173,25 +188,13 @@ class Sampler:
         shape = tuple(x0_c.shape[1:])
 
         # 2. Sample each image's trajectory x_{t_1..t_T}, x0 from its own noise (METHOD.md 3).
-        def trajectory(x0: torch.Tensor, ids: list[str], role: str, seed_of: list[int]):
-            noise = torch.stack(
-                [
-                    image_noise(s, i, role, (T, *shape), dev)
-                    for s, i in zip(seed_of, ids, strict=True)
-                ],
-                dim=1,
-            )  # (T, len(ids), 4, h, w)
-            return sample_trajectory(x0, noise, sched)  # (T + 1, len(ids), 4, h, w)
-
         seeds = [ep.seed for ep in episodes]
         seeds_n = [s for s in seeds for _ in range(n)]
-        traj_a = trajectory(
-            x0_a.flatten(0, 1), [i for ep in episodes for i in ep.prompt_ids], "A", seeds_n
-        )
-        traj_b = trajectory(
-            x0_b.flatten(0, 1), [i for ep in episodes for i in ep.target_ids], "B", seeds_n
-        )
-        traj_c = trajectory(x0_c, [ep.query_id for ep in episodes], "C", seeds)
+        a_ids = [i for ep in episodes for i in ep.prompt_ids]
+        b_ids = [i for ep in episodes for i in ep.target_ids]
+        traj_a = image_trajectories(x0_a.flatten(0, 1), a_ids, "A", seeds_n, sched)
+        traj_b = image_trajectories(x0_b.flatten(0, 1), b_ids, "B", seeds_n, sched)
+        traj_c = image_trajectories(x0_c, [ep.query_id for ep in episodes], "C", seeds, sched)
         traj_a = traj_a.unflatten(1, (E, n))
         traj_b = traj_b.unflatten(1, (E, n))
 

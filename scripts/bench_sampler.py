@@ -1,0 +1,896 @@
+#!/usr/bin/env python
+"""Speed benchmark: the fused SD-VICL sampler against the naive reference (METHOD.md 9).
+
+For each number of prompts n and each variant, in one process:
+- latency of one episode alone (warm-up first, then the median of R runs);
+- batched throughput: K episodes in one `batch_episodes=K` run, seconds per episode;
+- peak memory (CUDA: `torch.cuda.max_memory_allocated`, reset per measurement, the
+  variant's weights included; CPU: the rise of the peak resident set, VmHWM, over the RSS
+  before, after resetting it through /proc/self/clear_refs);
+- U-Net image-passes per step (from the samplers' counters) against 2n+3 / 6n+5;
+- that every output is finite.
+Then one-step noise-prediction agreement between paths (`first_step_eps`), optionally the
+attention memory check (`--memory-check`: blocked vs materialised `vicl_attention` for one
+64x64 layer at n = 5, each in a fresh subprocess), the tables last, and a JSON record.
+
+Variants (`--variants`): `naive` (NaiveSampler at --dtype), `optimized` (Sampler at
+--dtype), `bf16` / `fp32` (Sampler in that dtype), `compile` (Sampler, bfloat16,
+`torch.compile(unet, dynamic=False)`, one compilation per batch shape, paid in the warm-up
+column; only for `--compile-prompts`; skipped with a note if it fails). The speedup row
+compares naive and optimized at the same dtype and the same number of steps (with
+`--naive-steps` below --steps, the optimized sampler is re-timed at naive's steps). Naive
+runs one episode at a time, so it has no batched row.
+
+GPU defaults (sd15-random, 512 px, 70 steps, n = 1 3 5, K = 4, 3 repeats, naive 1 repeat)
+took about 200 s for naive + optimized + --memory-check on one H100, plus about 75 s
+for compile at n = 1 without batching (about 60 s of it compiling).
+
+Examples:
+    python scripts/bench_sampler.py --model tiny --device cpu
+    python scripts/bench_sampler.py --model sd15-random --device cuda --memory-check
+
+Imports only torch, diffusers, numpy, PIL, sdvicl_bench.sampler.* / sdvicl_bench.config,
+and rich if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.utils import logging as diffusers_logging
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(ROOT))
+
+from sdvicl_bench.config import AttentionConfig, SamplerConfig  # noqa: E402
+from sdvicl_bench.sampler.attention import vicl_attention  # noqa: E402
+from sdvicl_bench.sampler.models import (  # noqa: E402
+    DiffusionModel,
+    build_sd15_random,
+    build_tiny,
+)
+from sdvicl_bench.sampler.naive import NaiveSampler, first_step_eps  # noqa: E402
+from sdvicl_bench.sampler.pipeline import Episode, Sampler  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+WARMUP_STEPS = 2
+# Defaults per (model, device): resolution, steps, repeats, batch, naive repeats.
+DEFAULTS = {
+    ("tiny", "cpu"): dict(resolution=64, steps=20, repeats=3, batch=4, naive_repeats=3),
+    ("tiny", "cuda"): dict(resolution=64, steps=20, repeats=3, batch=4, naive_repeats=3),
+    ("sd15-random", "cpu"): dict(resolution=128, steps=4, repeats=1, batch=2, naive_repeats=1),
+    ("sd15-random", "cuda"): dict(resolution=512, steps=70, repeats=3, batch=4, naive_repeats=1),
+}
+# The memory check's layer: SD1.5's 64x64 self-attention at n = 5.
+PROBE_SHAPE = dict(batch=1, heads=8, nq=4096, nk=4096, prompts=5, dim=40)
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--model", choices=["tiny", "sd15-random"], default="tiny")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default=None,
+        help="dtype of the naive and optimized rows (default: float32 on CPU, bfloat16 on CUDA)",
+    )
+    p.add_argument("--prompts", type=int, nargs="+", default=[1, 3, 5], help="values of n")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default per model)")
+    p.add_argument("--naive-steps", type=int, default=None, help="steps of the naive rows")
+    p.add_argument("--resolution", type=int, default=None, help="image side in pixels")
+    p.add_argument("--repeats", type=int, default=None, help="timed latency runs (median)")
+    p.add_argument("--naive-repeats", type=int, default=None, help="timed naive latency runs")
+    p.add_argument("--batch", type=int, default=None, help="episodes per batched run (K)")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma list of naive, optimized, bf16, fp32, compile\n"
+        "(default: naive,optimized,bf16 on CPU; naive,optimized,compile on CUDA)",
+    )
+    p.add_argument(
+        "--compile-prompts",
+        type=int,
+        nargs="+",
+        default=None,
+        help="n values for 'compile' (default: the smallest of --prompts)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=AttentionConfig().chunk_size,
+        help="query rows per attention block of the optimized path",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="output JSON path")
+    p.add_argument(
+        "--memory-check",
+        action="store_true",
+        help="peak memory of blocked vs materialised vicl_attention, 64x64 layer, n = 5",
+    )
+    p.add_argument("--probe-attention", choices=["blocked", "materialised"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.probe_attention:
+        args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+        return args
+    for key, value in DEFAULTS[(args.model, args.device)].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.naive_steps = args.naive_steps or args.steps
+    args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+    if args.variants is None:
+        args.variants = (
+            "naive,optimized,compile" if args.device == "cuda" else "naive,optimized,bf16"
+        )
+    args.compile_prompts = args.compile_prompts or [min(args.prompts)]  # compiling is slow
+    if args.json is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        args.json = ROOT / "results" / "bench" / f"sampler-{args.model}-{args.device}-{stamp}.json"
+    return args
+
+
+# ----------------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One benchmark row family: which sampler, in which dtype, compiled or not."""
+
+    label: str
+    kind: str  # "naive" | "optimized"
+    dtype: torch.dtype
+    compiled: bool = False
+
+
+def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
+    """Variants from a comma list; duplicates (e.g. 'bf16' when --dtype is bf16) collapse."""
+    out: dict[str, Variant] = {}
+    for name in (s.strip() for s in names.split(",") if s.strip()):
+        if name == "naive":
+            v = Variant(f"naive-{SHORT[dtype]}", "naive", dtype)
+        elif name == "optimized":
+            v = Variant(f"optimized-{SHORT[dtype]}", "optimized", dtype)
+        elif name in ("bf16", "fp32"):
+            v = Variant(f"optimized-{name}", "optimized", DTYPES[_long(name)])
+        elif name == "compile":
+            v = Variant("compile-bf16", "optimized", torch.bfloat16, compiled=True)
+        else:
+            raise SystemExit(
+                f"--variants: unknown variant '{name}'. Use naive, optimized, bf16, fp32, compile."
+            )
+        out.setdefault(v.label, v)
+    return list(out.values())
+
+
+def _long(short: str) -> str:
+    return {"bf16": "bfloat16", "fp32": "float32"}[short]
+
+
+class _NoCount(dict):
+    """Stands in for the controller's per-layer call Counter under torch.compile.
+
+    The counter's changing values are guards to dynamo and would force recompiles; it
+    only feeds tests and logs, never a number the sampler computes.
+    """
+
+    def __getitem__(self, key: str) -> int:
+        return 0
+
+    def __setitem__(self, key: str, value: int) -> None:
+        pass
+
+
+class ModelPool:
+    """Builds the random model once (float32, CPU) and hands out per-variant copies."""
+
+    def __init__(self, name: str, device: torch.device, seed: int) -> None:
+        build = build_tiny if name == "tiny" else build_sd15_random
+        t0 = time.perf_counter()
+        self.base = build(seed=seed)
+        self.build_s = time.perf_counter() - t0
+        self.device = device
+        self._cache: dict[tuple[torch.dtype, bool], DiffusionModel] = {}
+
+    def get(self, variant: Variant) -> DiffusionModel:
+        key = (variant.dtype, variant.compiled)
+        if key not in self._cache:
+            model = copy.deepcopy(self.base)
+            model.unet.to(self.device, variant.dtype).eval().requires_grad_(False)
+            model.vae.to(self.device, variant.dtype).eval().requires_grad_(False)
+            model.prompt_embeds = model.prompt_embeds.to(self.device, variant.dtype)
+            model.device, model.dtype = self.device, variant.dtype
+            if variant.compiled:
+                model.unet = torch.compile(model.unet, dynamic=False)  # one graph per shape
+            self._cache[key] = model
+        return self._cache[key]
+
+    def release(self, variant: Variant) -> None:
+        self._cache.pop((variant.dtype, variant.compiled), None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def make_sampler(variant: Variant, model: DiffusionModel, cfg: SamplerConfig) -> Sampler:
+    sampler = (NaiveSampler if variant.kind == "naive" else Sampler)(model, cfg)
+    if variant.compiled:
+        sampler.controller.modified_calls = _NoCount()
+    return sampler
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def picture(seed: int, size: int, binary: bool = False) -> Image.Image:
+    """A smooth random photo, or a white square on black (a mask picture)."""
+    rng = np.random.default_rng(seed)
+    if binary:
+        arr = np.zeros((size, size, 3), np.uint8)
+        side = size // 3
+        x, y = rng.integers(0, size - side, 2)
+        arr[y : y + side, x : x + side] = 255
+        return Image.fromarray(arr)
+    base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def make_episodes(n: int, count: int, size: int, seed: int) -> list[Episode]:
+    """`count` distinct synthetic episodes with n prompt pairs each."""
+    out = []
+    for e in range(count):
+        base = 1000 * (e + 1)
+        prompts = [picture(base + j, size) for j in range(n)]
+        targets = [picture(base + 100 + j, size, binary=True) for j in range(n)]
+        out.append(Episode(prompts, targets, picture(base + 500, size), seed=seed))
+    return out
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _status_kib(field_name: str) -> int | None:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM), None where unreadable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc), so the RSS baseline is the live set."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak, or the rise of the CPU peak RSS."""
+
+    device: torch.device
+    bytes: int | None = None
+    how: str = "n/a"
+
+    @contextmanager
+    def measure(self) -> Iterator[PeakMemory]:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            yield self
+            synchronize(self.device)
+            self.bytes = int(torch.cuda.max_memory_allocated(self.device))
+            self.how = "cuda max_memory_allocated"
+            return
+        _trim_heap()
+        base = _status_kib("VmRSS")
+        reset = _reset_peak_rss()
+        yield self
+        peak = _status_kib("VmHWM")
+        if base is not None and peak is not None and reset:
+            self.bytes, self.how = max(0, peak - base) * 1024, "cpu peak RSS rise"
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    """Wall seconds of fn() with device synchronisation on both ends, and its result."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return time.perf_counter() - t0, out
+
+
+def all_finite(results) -> bool:
+    return all(bool(torch.isfinite(r.latents).all()) for r in results)
+
+
+@dataclass
+class Row:
+    """One (variant, n) measurement. Times in seconds; memory in bytes."""
+
+    variant: str
+    kind: str
+    dtype: str
+    n: int
+    steps: int
+    resolution: int
+    latency_s: float | None = None
+    latency_runs: list[float] = field(default_factory=list)
+    ms_per_step: float | None = None
+    batch: int | None = None
+    batch_s_per_episode: float | None = None
+    peak_mem_latency: int | None = None
+    peak_mem_batch: int | None = None
+    mem_how: str = "n/a"
+    passes_per_step: float | None = None
+    expected_passes_per_step: int | None = None
+    unet_calls_per_step: float | None = None
+    finite: bool | None = None
+    warmup_s: float = 0.0  # warm-up runs (WARMUP_STEPS steps each), compilation included
+    note: str = ""
+
+
+def expected_passes(kind: str, n: int, swap: bool = True) -> int:
+    """METHOD.md 9: 2n+3 (fused) and 6n+5 (naive); 2n+2 and 4n+3 without swap guidance."""
+    if kind == "naive":
+        return 6 * n + 5 if swap else 4 * n + 3
+    return 2 * n + 3 if swap else 2 * n + 2
+
+
+def sampler_config(args: argparse.Namespace, steps: int, batch: int = 1) -> SamplerConfig:
+    return SamplerConfig(
+        steps=steps,
+        resolution=args.resolution,
+        batch_episodes=batch,
+        attention=AttentionConfig(chunk_size=args.chunk_size),
+    )
+
+
+def measure(
+    variant: Variant,
+    model: DiffusionModel,
+    n: int,
+    args: argparse.Namespace,
+    *,
+    steps: int,
+    repeats: int,
+    batched: bool,
+) -> tuple[Row, torch.Tensor]:
+    """Latency (+ batched throughput) of one variant at n prompts; also D's final latent."""
+    dev = model.device
+    row = Row(variant.label, variant.kind, SHORT[variant.dtype], n, steps, args.resolution)
+    row.expected_passes_per_step = expected_passes(variant.kind, n)
+    ep = make_episodes(n, 1, args.resolution, args.seed)[0]
+
+    # Warm-up (allocator, kernels, compilation) with the same shapes and a few steps.
+    warm = make_sampler(variant, model, sampler_config(args, WARMUP_STEPS))
+    row.warmup_s, _ = timed(lambda: warm.run([ep]), dev)
+
+    sampler = make_sampler(variant, model, sampler_config(args, steps))
+    mem = PeakMemory(dev)
+    with mem.measure():
+        for _ in range(repeats):
+            seconds, results = timed(lambda: sampler.run([ep], return_latents=True), dev)
+            row.latency_runs.append(seconds)
+    row.latency_s = statistics.median(row.latency_runs)
+    row.ms_per_step = 1000 * row.latency_s / steps
+    row.peak_mem_latency, row.mem_how = mem.bytes, mem.how
+    row.passes_per_step = sampler.image_passes / (repeats * steps)
+    row.unet_calls_per_step = sampler.unet_calls / (repeats * steps)
+    row.finite = all_finite(results)
+    latent = results[0].latents
+
+    if batched and args.batch > 1:
+        eps = make_episodes(n, args.batch, args.resolution, args.seed)
+        warm = make_sampler(variant, model, sampler_config(args, WARMUP_STEPS, args.batch))
+        seconds, _ = timed(lambda: warm.run(eps), dev)
+        row.warmup_s += seconds
+        sampler = make_sampler(variant, model, sampler_config(args, steps, args.batch))
+        mem = PeakMemory(dev)
+        with mem.measure():
+            seconds, results = timed(lambda: sampler.run(eps, return_latents=True), dev)
+        row.batch = args.batch
+        row.batch_s_per_episode = seconds / args.batch
+        row.peak_mem_batch = mem.bytes
+        row.finite = row.finite and all_finite(results)
+    elif variant.kind == "naive":
+        row.note = "unbatched"
+    return row, latent
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
+
+def one_step_agreement(
+    pool: ModelPool, first: Variant, second: Variant, n: int, args: argparse.Namespace
+) -> dict:
+    """Relative error of step 0's eps (mod, def, C) of `first` against `second`."""
+    ep = make_episodes(n, 1, args.resolution, args.seed)[0]
+    cfg = sampler_config(args, args.steps)
+    out_a = first_step_eps(make_sampler(first, pool.get(first), cfg), ep)
+    out_b = first_step_eps(make_sampler(second, pool.get(second), cfg), ep)
+    errs = {k: rel_err(out_a[k], out_b[k]) for k in out_a if out_a[k] is not None}
+    tol = max(TOLERANCE[first.dtype], TOLERANCE[second.dtype])
+    return {
+        "pair": f"{first.label} vs {second.label}",
+        "n": n,
+        **{f"rel_{k}": v for k, v in errs.items()},
+        "max_rel": max(errs.values()),
+        "tolerance": tol,
+        "ok": max(errs.values()) < tol,
+    }
+
+
+# ----------------------------------------------------------------------------- memory check
+
+
+def probe_attention(args: argparse.Namespace) -> dict:
+    """Subprocess body: peak memory of one vicl_attention call (one 64x64 layer at n = 5)."""
+    s, dev = PROBE_SHAPE, torch.device(args.device)
+    dtype = DTYPES[args.dtype]
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(s["batch"], s["heads"], s["nq"], s["dim"], generator=gen).to(dev, dtype)
+    nk = s["prompts"] * s["nk"]
+    k = torch.randn(s["batch"], s["heads"], nk, s["dim"], generator=gen).to(dev, dtype)
+    v = torch.randn(s["batch"], s["heads"], nk, s["dim"], generator=gen).to(dev, dtype)
+    chunk = args.chunk_size if args.probe_attention == "blocked" else None
+    base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else 0
+    mem = PeakMemory(dev)
+    with mem.measure():
+        seconds, out = timed(
+            lambda: vicl_attention(q, k, v, num_prompts=s["prompts"], chunk_size=chunk), dev
+        )
+    peak = mem.bytes - base if mem.bytes is not None and dev.type == "cuda" else mem.bytes
+    rows = chunk or s["nq"]
+    return {
+        "mode": args.probe_attention,
+        "chunk_size": chunk,
+        "dtype": args.dtype,
+        "device": args.device,
+        "shape": f"B={s['batch']} H={s['heads']} Nq={s['nq']} n*Nk={nk} d={s['dim']}",
+        "peak_bytes": peak,
+        "how": mem.how,
+        "theory_bytes": rows * nk * s["heads"] * 4,
+        "theory": f"{rows} x {nk} x {s['heads']} heads x 4 B (float32 scores)",
+        "seconds": seconds,
+        "finite": bool(torch.isfinite(out).all()),
+    }
+
+
+def memory_check(args: argparse.Namespace) -> list[dict]:
+    """Run the attention probe in a fresh subprocess for each mode."""
+    out = []
+    for mode in ("blocked", "materialised"):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-attention", mode]
+        cmd += [
+            "--device",
+            args.device,
+            "--dtype",
+            args.dtype,
+            "--chunk-size",
+            str(args.chunk_size),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        except (IndexError, json.JSONDecodeError):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            out.append({"mode": mode, "error": tail[0][:300]})
+        log(f"[memory-check] {mode}: {_fmt_bytes(out[-1].get('peak_bytes'))}")
+    return out
+
+
+# ----------------------------------------------------------------------------- record
+
+
+def machine_info(device: torch.device) -> dict:
+    import diffusers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    info = {
+        "cpu": cpu,
+        "cpu_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "python": platform.python_version(),
+        "git_commit": commit,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    if device.type == "cuda":
+        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+    return info
+
+
+def speedups(rows: list[Row], extra: dict[tuple[str, int, int], float]) -> list[dict]:
+    """naive vs optimized at the same dtype and the same steps (per-step latency ratio)."""
+    out = []
+    for naive in (r for r in rows if r.kind == "naive" and r.latency_s):
+        label = naive.variant.replace("naive", "optimized")
+        opt = next((r for r in rows if r.variant == label and r.n == naive.n), None)
+        if opt is None:
+            continue
+        opt_latency = (
+            opt.latency_s if opt.steps == naive.steps else extra.get((label, naive.n, naive.steps))
+        )
+        if not opt_latency:
+            continue
+        out.append(
+            {
+                "n": naive.n,
+                "dtype": naive.dtype,
+                "steps": naive.steps,
+                "naive_s": naive.latency_s,
+                "optimized_s": opt_latency,
+                "speedup": naive.latency_s / opt_latency,
+                "passes_ratio": expected_passes("naive", naive.n)
+                / expected_passes("optimized", naive.n),
+            }
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _fmt_bytes(b: int | None) -> str:
+    if b is None:
+        return "n/a"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+    return "n/a"  # pragma: no cover
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def tables(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table, in print order."""
+    out = []
+    main = [
+        [
+            r["variant"],
+            str(r["n"]),
+            str(r["steps"]),
+            _fmt(r["latency_s"]),
+            _fmt(r["ms_per_step"], ".1f"),
+            f"{_fmt(r['batch_s_per_episode'])}" + (f" (K={r['batch']})" if r["batch"] else ""),
+            _fmt_bytes(r["peak_mem_latency"]),
+            _fmt_bytes(r["peak_mem_batch"]),
+            f"{_fmt(r['passes_per_step'], '.0f')}/{r['expected_passes_per_step']}",
+            "yes" if r["finite"] else "NO",
+            _fmt(r["warmup_s"], ".1f"),
+            r["note"],
+        ]
+        for r in record["rows"]
+    ]
+    out.append(
+        (
+            f"Sampler speed ({record['model']}, {record['resolution']} px, {record['device']})",
+            [
+                "variant",
+                "n",
+                "steps",
+                "latency s",
+                "ms/step",
+                "batched s/ep",
+                "peak mem",
+                "peak mem batch",
+                "passes/step (expected)",
+                "finite",
+                "warm-up s",
+                "note",
+            ],
+            main,
+        )
+    )
+    if record["speedups"]:
+        out.append(
+            (
+                "Optimized vs naive (same dtype, same steps)",
+                ["n", "dtype", "steps", "naive s", "optimized s", "speedup", "passes ratio"],
+                [
+                    [
+                        str(s["n"]),
+                        s["dtype"],
+                        str(s["steps"]),
+                        _fmt(s["naive_s"]),
+                        _fmt(s["optimized_s"]),
+                        f"{s['speedup']:.2f}x",
+                        f"{s['passes_ratio']:.2f}x",
+                    ]
+                    for s in record["speedups"]
+                ],
+            )
+        )
+    if record["agreement"]:
+        out.append(
+            (
+                "One-step noise-prediction agreement (relative error)",
+                ["pair", "n", "eps_mod", "eps_def", "eps_c", "tolerance", "ok", "final latent"],
+                [
+                    [
+                        a["pair"],
+                        str(a["n"]),
+                        _fmt(a.get("rel_eps_mod"), ".1e"),
+                        _fmt(a.get("rel_eps_def"), ".1e"),
+                        _fmt(a.get("rel_eps_c"), ".1e"),
+                        f"{a['tolerance']:.0e}",
+                        "yes" if a["ok"] else "NO",
+                        _fmt(a.get("final_rel"), ".1e"),
+                    ]
+                    for a in record["agreement"]
+                ],
+            )
+        )
+    if record["memory_check"]:
+        out.append(
+            (
+                "Attention memory, one 64x64 layer at n = 5 (fresh process each)",
+                ["mode", "shape", "peak", "one fp32 score buffer", "peak/buffer", "seconds", "how"],
+                [
+                    [
+                        m["mode"] + (f" (chunk {m['chunk_size']})" if m.get("chunk_size") else ""),
+                        m.get("shape", "-"),
+                        _fmt_bytes(m.get("peak_bytes")),
+                        _fmt_bytes(m.get("theory_bytes")),
+                        _ratio(m.get("peak_bytes"), m.get("theory_bytes")),
+                        _fmt(m.get("seconds"), ".2f"),
+                        m.get("how", m.get("error", "-")),
+                    ]
+                    for m in record["memory_check"]
+                ],
+            )
+        )
+    if record["notes"]:
+        out.append(("Notes", ["note"], [[n] for n in record["notes"]]))
+    return out
+
+
+def print_tables(record: dict) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain fallback
+        for title, header, rows in tables(record):
+            widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+            print(f"\n{title}")
+            print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+            for r in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        return
+    console = Console(width=max(150, Console().width))
+    for title, header, rows in tables(record):
+        table = Table(title=title, title_justify="left")
+        for h in header:
+            table.add_column(h, overflow="fold")
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible. Fix: --device cpu")
+    base_dtype = DTYPES[args.dtype]
+    variants = plan_variants(args.variants, base_dtype)
+    notes: list[str] = []
+    if any(v.kind == "naive" for v in variants):
+        notes.append(
+            "naive runs one episode at a time ('unbatched'): its throughput is its latency"
+        )
+    log(f"building {args.model} ...")
+    pool = ModelPool(args.model, device, args.seed)
+    log(f"built in {pool.build_s:.1f} s; variants: {', '.join(v.label for v in variants)}")
+
+    rows: list[Row] = []
+    latents: dict[tuple[str, int], torch.Tensor] = {}
+    extra: dict[tuple[str, int, int], float] = {}
+    for variant in variants:
+        ns = args.compile_prompts if variant.compiled else args.prompts
+        for n in ns:
+            naive = variant.kind == "naive"
+            steps = args.naive_steps if naive else args.steps
+            repeats = args.naive_repeats if naive else args.repeats
+            try:
+                model = pool.get(variant)
+                row, latent = measure(
+                    variant, model, n, args, steps=steps, repeats=repeats, batched=not naive
+                )
+            except Exception as err:  # 'compile' may fail; others report too
+                if not variant.compiled:
+                    raise
+                notes.append(f"{variant.label} skipped: {type(err).__name__}: {str(err)[:200]}")
+                log(notes[-1])
+                break
+            rows.append(row)
+            latents[(variant.label, n)] = latent
+            log(
+                f"[{row.variant} n={n}] latency {row.latency_s:.3f} s ({row.ms_per_step:.1f} "
+                f"ms/step, {steps} steps), batched {_fmt(row.batch_s_per_episode)} s/ep, "
+                f"passes/step {row.passes_per_step:.0f}, peak {_fmt_bytes(row.peak_mem_latency)}"
+            )
+        pool.release(variant)
+
+    # Equal-steps reference for the speedup row when naive ran fewer steps.
+    if args.naive_steps != args.steps:
+        for variant in (v for v in variants if v.kind == "naive"):
+            label = variant.label.replace("naive", "optimized")
+            opt = dataclasses.replace(variant, label=label, kind="optimized")
+            for n in args.prompts:
+                row, _ = measure(
+                    opt,
+                    pool.get(opt),
+                    n,
+                    args,
+                    steps=args.naive_steps,
+                    repeats=args.repeats,
+                    batched=False,
+                )
+                extra[(opt.label, n, args.naive_steps)] = row.latency_s
+            pool.release(opt)
+        notes.append(
+            f"naive ran {args.naive_steps} steps: the speedup row compares it with the "
+            f"optimized sampler re-timed at {args.naive_steps} steps"
+        )
+
+    agreement = []
+    for first, second in agreement_pairs(variants):
+        for n in args.prompts:
+            if second.compiled and n not in args.compile_prompts:
+                continue
+            try:
+                entry = one_step_agreement(pool, first, second, n, args)
+            except Exception as err:  # a failed compile is a note, not a crash
+                if not second.compiled:
+                    raise
+                notes.append(f"agreement {first.label} vs {second.label}: {type(err).__name__}")
+                break
+            a, b = latents.get((first.label, n)), latents.get((second.label, n))
+            same_steps = (first.kind == "naive") == (second.kind == "naive") or (
+                args.naive_steps == args.steps
+            )
+            if a is not None and b is not None and same_steps:
+                entry["final_rel"] = rel_err(a, b)
+            agreement.append(entry)
+            log(f"[agreement {entry['pair']} n={n}] max rel {entry['max_rel']:.2e}")
+        pool.release(first)
+        pool.release(second)
+    if any(a.get("final_rel") is not None for a in agreement):
+        notes.append(
+            "final latent: relative error of D's final x0 after all steps (informative; "
+            "low precision drifts over steps, the one-step columns carry the tolerance)"
+        )
+    if device.type == "cpu":
+        notes.append("CPU peak memory: rise of the peak resident set (VmHWM) over the RSS before")
+
+    record = {
+        "machine": machine_info(device),
+        "model": args.model,
+        "device": args.device,
+        "resolution": args.resolution,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "speedups": speedups(rows, extra),
+        "agreement": agreement,
+        "memory_check": memory_check(args) if args.memory_check else [],
+        "notes": notes,
+    }
+    return record
+
+
+def agreement_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
+    """naive-X vs optimized-X, optimized-fp32 vs optimized-bf16, optimized-bf16 vs compile."""
+    by_label = {v.label: v for v in variants}
+    pairs = []
+    for v in variants:
+        if v.kind == "naive" and v.label.replace("naive", "optimized") in by_label:
+            pairs.append((v, by_label[v.label.replace("naive", "optimized")]))
+    if "optimized-fp32" in by_label and "optimized-bf16" in by_label:
+        pairs.append((by_label["optimized-fp32"], by_label["optimized-bf16"]))
+    if "compile-bf16" in by_label:
+        eager = by_label.get(
+            "optimized-bf16", Variant("optimized-bf16", "optimized", torch.bfloat16)
+        )
+        pairs.append((eager, by_label["compile-bf16"]))
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    diffusers_logging.set_verbosity_error()  # silence the per-cast "keep in float32" notices
+    if args.probe_attention:
+        print(json.dumps(probe_attention(args)))
+        return 0
+    t0 = time.perf_counter()
+    record = run(args)
+    record["total_s"] = time.perf_counter() - t0
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=2))
+    log(f"wrote {args.json} ({record['total_s']:.0f} s)")
+    print_tables(record)
+    failed = [a for a in record["agreement"] if not a["ok"]]
+    finite = all(r["finite"] for r in record["rows"])
+    return 1 if failed or not finite else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""The naive SD-VICL sampler: the same numbers as `Sampler`, computed the wasteful way.
+
+A reference in the style of the method's ancestor (Cross-Image Attention), for the speed
+benchmark (METHOD.md 9) and for tests that the fast path changes no number:
+
+1. Inversion first: every image A_1..A_n, B_1..B_n, C is inverted with edit-friendly
+   inversion, one U-Net call per step over the 2n+1 images. Only C's noise maps are used;
+   A and B still enter the joint loop at their independently sampled x_t.
+2. The joint loop runs the two guidance passes separately over every stream
+   [A_1..A_n, B_1..B_n, C, D]: one with the modified attention on D's row (eps_mod), one
+   plain (eps_def). Per step 2n+1 + 2(2n+2) = 6n+5 image-passes (4n+3 without swap
+   guidance), against the fused loop's 2n+3 (2n+2).
+3. Attention is materialised: the modified layers compute every row's own attention with
+   diffusers' classic `AttnProcessor` math and then overwrite D's row with
+   `vicl_attention(chunk_size=None)`; every other attention layer runs the classic
+   `AttnProcessor` (no SDPA) for the duration of a run.
+
+The step math (ddim_step, swap_guidance, adain, last_z_zero, init=noise) is the pipeline's
+own functions. `first_step_eps` gives one step's noise predictions of either sampler for the
+same inputs, so the two paths can be compared one step at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor
+
+from sdvicl_bench.sampler.attention import (
+    StreamLayout,
+    VICLController,
+    select_layers,
+    vicl_attention,
+    vicl_processors,
+)
+from sdvicl_bench.sampler.guidance import adain, swap_guidance
+from sdvicl_bench.sampler.inversion import (
+    Schedule,
+    ddim_step,
+    invert,
+    make_schedule,
+)
+from sdvicl_bench.sampler.noise import image_noise
+from sdvicl_bench.sampler.pipeline import (
+    Episode,
+    EpisodeResult,
+    Sampler,
+    _in_window,
+    image_trajectories,
+    tensor_picture,
+)
+
+# ----------------------------------------------------------------------------- processors
+
+
+class NaiveAttnProcessor:
+    """attn1 processor in the ancestor's style: materialise, then overwrite D's row.
+
+    Every row's own attention is computed with diffusers' classic `AttnProcessor` math
+    (full score matrix per head); when the controller says the step is modified, each
+    episode's D row (`layout.d_mod`) is then replaced by `vicl_attention` over the whole
+    n*Nk keys at once (chunk_size=None). Q, K, V sources follow `config.qkv` as in
+    `VICLAttnProcessor`. Otherwise it is exactly `AttnProcessor`.
+    """
+
+    def __init__(self, controller: VICLController, name: str) -> None:
+        self.controller = controller
+        self.name = name
+        self._plain = AttnProcessor()
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args,
+        **kwargs,
+    ) -> torch.Tensor:
+        ctl = self.controller
+        if (
+            not ctl.modifies_now()
+            or encoder_hidden_states is not None
+            or attention_mask is not None
+            or hidden_states.shape[0] % ctl.layout.size
+        ):
+            return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        ctl.modified_calls[self.name] += 1
+        return self._modified(attn, hidden_states, temb)
+
+    def _modified(
+        self, attn: Attention, hidden_states: torch.Tensor, temb: torch.Tensor | None
+    ) -> torch.Tensor:
+        """hidden_states (E*G, N, C) or (E*G, C, h, w) -> same shape."""
+        cfg, layout = self.controller.config, self.controller.layout
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            rows, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(rows, channel, height * width).transpose(1, 2)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        rows = hidden_states.shape[0]
+
+        # Every row's plain attention, materialised: (R*H, N, d) -> (R, H, N, d).
+        query, key, value = (
+            attn.head_to_batch_dim(proj(hidden_states))
+            for proj in (attn.to_q, attn.to_k, attn.to_v)
+        )
+        out = torch.bmm(attn.get_attention_scores(query, key), value)
+        out, query, key, value = (
+            x.unflatten(0, (rows, attn.heads)) for x in (out, query, key, value)
+        )
+
+        # Overwrite each episode's D row with the modified attention (one softmax, n*Nk keys).
+        for base in range(0, rows, layout.size):
+            q_row = base + (layout.c if cfg.qkv[0] == "C" else layout.d_mod)
+            k_rows = layout.a if cfg.qkv[1] == "A" else layout.b
+            k = torch.cat([key[base + r] for r in range(k_rows.start, k_rows.stop)], dim=1)
+            v = torch.cat([value[base + r] for r in range(layout.b.start, layout.b.stop)], dim=1)
+            out[base + layout.d_mod] = vicl_attention(
+                query[q_row][None],
+                k[None],
+                v[None],
+                num_prompts=layout.num_prompts,
+                temperature=cfg.temperature,
+                contrast=cfg.contrast,
+                ensemble=cfg.ensemble,
+                chunk_size=None,
+            )[0].to(out.dtype)
+
+        out = attn.batch_to_head_dim(out.flatten(0, 1))
+        out = attn.to_out[0](out)
+        out = attn.to_out[1](out)
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(rows, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+@contextmanager
+def naive_processors(unet, controller: VICLController) -> Iterator[list[str]]:
+    """Install `NaiveAttnProcessor` on the selected attn1 layers, the classic materialised
+    `AttnProcessor` on every other attention layer; restore the originals on exit.
+
+    Yields the names of the modified layers.
+    """
+    original = dict(unet.attn_processors)
+    num_levels = len(unet.config.block_out_channels)
+    selected = select_layers(list(original), num_levels, controller.config.layers)
+    procs = {
+        name: NaiveAttnProcessor(controller, name) if name in selected else AttnProcessor()
+        for name in original
+    }
+    unet.set_attn_processor(dict(procs))  # a copy: diffusers pops entries
+    try:
+        yield selected
+    finally:
+        unet.set_attn_processor(dict(original))
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class EpisodeTrajectories:
+    """One episode's independently sampled latents (METHOD.md 3), as `Sampler` samples them.
+
+    a, b: (T + 1, n, 4, h, w); c: (T + 1, 1, 4, h, w); the last entry of each is x0.
+    """
+
+    sched: Schedule
+    a: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+
+    @property
+    def num_prompts(self) -> int:
+        return self.a.shape[1]
+
+
+def episode_trajectories(sampler: Sampler, episode: Episode) -> EpisodeTrajectories:
+    """Encode one episode and sample every image's trajectory from its own noise.
+
+    Same VAE batch and the same (seed, image id, role) noise keys as `Sampler.run_batch`.
+    """
+    cfg = sampler.cfg
+    sched = make_schedule(sampler.model.scheduler, cfg.steps, cfg.skip)
+    x0_a, x0_b, x0_c = sampler._encode([episode])  # (1, n, 4, h, w), (1, n, ...), (1, 4, h, w)
+
+    seeds = [episode.seed] * episode.num_prompts
+
+    return EpisodeTrajectories(
+        sched=sched,
+        a=image_trajectories(x0_a[0], episode.prompt_ids, "A", seeds, sched),
+        b=image_trajectories(x0_b[0], episode.target_ids, "B", seeds, sched),
+        c=image_trajectories(x0_c, [episode.query_id], "C", [episode.seed], sched),
+    )
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+@dataclass
+class NaiveSampler(Sampler):
+    """The wasteful reference sampler: same `run` API, results and counters as `Sampler`.
+
+    Inherits `run` (input order kept), the VAE encoding and the counted U-Net call; the
+    attention config is forced to `chunk_size=None`. Episodes run one at a time whatever
+    `cfg.batch_episodes` says.
+    """
+
+    def __post_init__(self) -> None:
+        attention = dataclasses.replace(self.cfg.attention, chunk_size=None)
+        self.cfg = dataclasses.replace(self.cfg, attention=attention)
+        super().__post_init__()
+
+    @torch.inference_mode()
+    def run_batch(
+        self,
+        episodes: Sequence[Episode],
+        *,
+        return_latents: bool = False,
+        diagnostics: bool = False,
+    ) -> list[EpisodeResult]:
+        """Each episode on its own: invert all, then the two guidance passes per step."""
+        results = []
+        for ep in episodes:
+            x_d, trace = self._run_one(ep, diagnostics)
+            results.append(
+                EpisodeResult(
+                    picture=tensor_picture(self.model.decode(x_d)[0]),
+                    latents=x_d[0].float().cpu() if return_latents else None,
+                    diagnostics=trace if diagnostics else None,
+                )
+            )
+        return results
+
+    def _run_one(self, episode: Episode, diagnostics: bool) -> tuple[torch.Tensor, list[dict]]:
+        """D's final x0 (1, 4, h, w) float32 and the per-step diagnostics of one episode."""
+        cfg, ctl = self.cfg, self.controller
+        tr = episode_trajectories(self, episode)
+        n, sched, T = tr.num_prompts, tr.sched, len(tr.sched)
+        trace: list[dict] = []
+        with naive_processors(self.model.unet, ctl):
+            # 1. Invert every image (2n+1 image-passes per step); keep only C's noise maps.
+            ctl.active = False
+            every = torch.cat([tr.a, tr.b, tr.c], dim=1)  # (T + 1, 2n+1, 4, h, w)
+            zs_c = invert(self._plain_eps, every, sched)[:, 2 * n :]  # (T, 1, 4, h, w)
+
+            # 2. D starts at C's x_{t_1} (or, init=noise, from its own Gaussian noise).
+            noise_d = None
+            if cfg.init == "noise":
+                shape = (T + 1, *tr.c.shape[2:])
+                noise_d = image_noise(episode.seed, episode.query_id, "D", shape, every.device)
+                x_d = noise_d[0][None]
+            else:
+                x_d = tr.c[0].clone()
+
+            for i in range(T):
+                # 3. Two separate passes over [A.., B.., C, D]: modified, then plain.
+                eps_all, eps_def = self.guidance_eps(tr, x_d, i)
+                eps_mod = eps_all[2 * n + 1 :]
+
+                # 4. Swap guidance, C's (or D's own) noise map, the eta = 1 step, AdaIN.
+                eps_d = (
+                    eps_mod if eps_def is None else swap_guidance(eps_mod, eps_def, cfg.swap, i, T)
+                )
+                z = zs_c[i] if noise_d is None else noise_d[i + 1][None]
+                if i == T - 1 and cfg.last_z_zero:
+                    z = None
+                x_d = ddim_step(x_d, eps_d, sched, i, z)
+                if cfg.adain.enabled and _in_window(i, cfg.adain.steps):
+                    x_d = adain(x_d, tr.b[i + 1][None])
+
+                if diagnostics:
+                    trace.append(self._diagnose_naive(i, sched, x_d, eps_all, eps_def, n))
+        return x_d, trace
+
+    def guidance_eps(
+        self, tr: EpisodeTrajectories, x_d: torch.Tensor, i: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The guidance passes of step i over [A_1..A_n, B_1..B_n, C, D] (2n+2 rows each).
+
+        Needs `naive_processors` installed. Returns every row's eps of the modified pass
+        (2n+2, 4, h, w) (D's row is eps_mod) and D's eps of the plain pass (1, 4, h, w), or
+        None without swap guidance.
+        """
+        ctl, n, t = self.controller, tr.num_prompts, tr.sched.timesteps[i]
+        x = torch.cat([tr.a[i], tr.b[i], tr.c[i], x_d])  # (2n+2, 4, h, w)
+        ctl.layout, ctl.step, ctl.active = StreamLayout(n, swap=False), i, True
+        eps_all = self._eps(x, t)
+        eps_def = None
+        if self.cfg.swap.enabled:
+            ctl.active = False
+            eps_def = self._eps(x, t)[2 * n + 1 :]
+        return eps_all, eps_def
+
+    def _diagnose_naive(self, i, sched, x_d, eps_all, eps_def, n: int) -> dict:
+        """`Sampler._diagnose` on the [A.., B.., C, D_mod, D_def] group rebuilt from two passes."""
+        group = eps_all if eps_def is None else torch.cat([eps_all, eps_def])
+        diag = self._diagnose(i, sched, x_d, group[None], StreamLayout(n, eps_def is not None))
+        return {k: (v[0] if isinstance(v, list) else v) for k, v in diag.items()}
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+@torch.inference_mode()
+def first_step_eps(sampler: Sampler, episode: Episode) -> dict[str, torch.Tensor | None]:
+    """Step 0's noise predictions of either sampler for one episode (same inputs for both).
+
+    The optimized side (`Sampler`) makes one U-Net call over [A.., B.., C, D_mod, D_def]
+    through `vicl_processors`, as `Sampler.run_batch` does; the naive side runs its
+    inversion pass over [A.., B.., C] (eps_c) and its two guidance passes. D's input is C's
+    x_{t_1} (init=inversion).
+
+    Returns float32 tensors (1, 4, h, w): eps_mod (D with the modified attention), eps_def
+    (D with plain attention; None without swap guidance), eps_c (C, plain attention).
+    """
+    tr = episode_trajectories(sampler, episode)
+    n, t, x_d = tr.num_prompts, tr.sched.timesteps[0], tr.c[0]
+    ctl = sampler.controller
+    if isinstance(sampler, NaiveSampler):
+        with naive_processors(sampler.model.unet, ctl):
+            ctl.active = False
+            eps_c = sampler._eps(torch.cat([tr.a[0], tr.b[0], tr.c[0]]), t)[2 * n :]
+            eps_all, eps_def = sampler.guidance_eps(tr, x_d, 0)
+        return {"eps_mod": eps_all[2 * n + 1 :], "eps_def": eps_def, "eps_c": eps_c}
+
+    layout = StreamLayout(n, sampler.cfg.swap.enabled)
+    streams = [tr.a[0], tr.b[0], tr.c[0], x_d] + ([x_d] if layout.swap else [])
+    ctl.layout, ctl.step, ctl.active = layout, 0, True
+    with vicl_processors(sampler.model.unet, ctl):
+        eps = sampler._eps(torch.cat(streams), t)  # (2n+3, 4, h, w)
+    return {
+        "eps_mod": eps[layout.d_mod : layout.d_mod + 1],
+        "eps_def": eps[layout.d_def : layout.d_def + 1] if layout.swap else None,
+        "eps_c": eps[layout.c : layout.c + 1],
+    }
