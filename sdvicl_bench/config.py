@@ -235,9 +235,27 @@ class TaskConfig:
     folds: tuple[int, ...] = (0, 1, 2, 3)
     split: str = "val"
     prompt_pool: str = "trn"
-    retrieval: str = "random"
     decoder: str = "fgseg"
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How prompts are chosen (METHOD.md 7).
+
+    clip_knn (UnsupPR): cosine nearest neighbours of the query by CLIP ViT-L/14 LAION image
+    features among the prompt pool; same_class (Visual Prompting): random entries of the
+    query's class; random: random entries of the pool. class_filter=query keeps only pool
+    entries of the query's class (clip_knn).
+    """
+
+    name: Literal["clip_knn", "same_class", "random"] = "clip_knn"
+    model_id: str = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"
+    revision: str | None = None
+    model_path: str | None = None
+    class_filter: Literal["none", "query"] = "none"
+    cache_dir: str = ".cache/sdvicl"
+    batch_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -246,6 +264,7 @@ class DataConfig:
 
     name: Literal["real", "demo"] = "real"
     root: str = "data"
+    splits: str | None = None  # Pascal-5i split-list folder (default <dataset>/<splits_subdir>)
 
 
 @dataclass(frozen=True)
@@ -254,17 +273,20 @@ class RunConfig:
 
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     prompts: int = 1
     limit: int | None = None
-    episodes: str | None = None
+    episodes: int | str | None = None
     output_dir: str = "results/runs"
     save_pictures: bool = True
 
     def __post_init__(self) -> None:
         if self.prompts < 1:
             raise ConfigError(f"prompts={self.prompts}: must be >= 1.")
+        if isinstance(self.episodes, int) and self.episodes < 1:
+            raise ConfigError(f"episodes={self.episodes}: a count must be >= 1.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit={self.limit}: must be >= 1 or null.")

@@ -30,25 +30,20 @@ from rich.table import Table
 
 import sdvicl_bench
 from sdvicl_bench.config import RunConfig, to_dict
-from sdvicl_bench.data import fgseg_episodes
-from sdvicl_bench.data.demo import make_demo_voc
-from sdvicl_bench.errors import ConfigError, DataError
-from sdvicl_bench.metrics.iou import foreground_iou, mean_with_ci
+from sdvicl_bench.metrics.iou import mean_with_ci
+from sdvicl_bench.protocols import TaskProtocol, make_protocol
 from sdvicl_bench.report.records import (
     SampleWriter,
     find_or_create_run_dir,
-    read_episodes,
     read_samples,
     run_key,
     write_episodes,
     write_json,
 )
 from sdvicl_bench.sampler.models import load_model
-from sdvicl_bench.sampler.pipeline import Episode, Sampler
-from sdvicl_bench.tasks import fgseg
+from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.types import EpisodeSpec
 
-TASKS = ("fgseg",)
 RANDOM_WEIGHTS_NOTE = (
     "model={name} has random weights: its numbers say nothing about the method. "
     "Only the baseline rows are meaningful."
@@ -63,49 +58,13 @@ class RunOutcome:
     new_samples: int
 
 
-def dataset_root(cfg: RunConfig) -> Path:
-    """The task's dataset folder; demo data is written there on first use."""
-    root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
-    if cfg.data.name == "demo":
-        make_demo_voc(root)
-    if not root.is_dir():
-        raise DataError(
-            f"Dataset root not found: {root}. Fix: put VOC2012 (JPEGImages/, "
-            "SegmentationClassAug/) there, or pass data.root=<folder holding "
-            f"{cfg.task.root_subdir}/>, or try data=demo."
-        )
-    return root
-
-
 def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) -> RunOutcome:
     """Run (or resume) one task with one config; returns the run folder and its results."""
     console = console or Console(stderr=True)
-    if cfg.task.name not in TASKS:
-        raise ConfigError(
-            f"task={cfg.task.name} is not implemented yet. Available: {', '.join(TASKS)}."
-        )
-    root = dataset_root(cfg)
-    splits_dir = root / cfg.task.splits_subdir
-    if not splits_dir.is_dir():
-        raise DataError(
-            f"Pascal-5i split lists not found: {splits_dir}. Fix: copy the HSNet lists "
-            "({trn,val}/fold{0..3}.txt) there."
-        )
-    folds = list(cfg.task.folds)
+    protocol = make_protocol(cfg)
 
-    # 1. Episodes: frozen ones from an earlier run, or built from the split lists.
-    if cfg.episodes:
-        episodes = read_episodes(Path(cfg.episodes))
-    else:
-        episodes = fgseg_episodes.build_episodes(
-            splits_dir,
-            folds,
-            prompts=cfg.prompts,
-            seed=cfg.seed,
-            retrieval=cfg.task.retrieval,
-            split=cfg.task.split,
-            prompt_pool=cfg.task.prompt_pool,
-        )
+    # 1. Episodes: frozen ones from an earlier run, or built by the task's protocol.
+    episodes = protocol.episodes()
 
     # 2. The run folder, found by the key of everything that changes a number.
     key = run_key(
@@ -113,7 +72,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
             "task": to_dict(cfg.task),
             "sampler": to_dict(replace(cfg.sampler, batch_episodes=1)),
             "model": _model_identity(cfg),
-            "splits": fgseg_episodes.split_hashes(splits_dir, folds),
+            "data": protocol.key_inputs(),
             "episodes": [e.to_json() for e in episodes],
             "seed": cfg.seed,
             "prompts": cfg.prompts,
@@ -129,28 +88,27 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
     done = {s["id"] for s in read_samples(run_dir / "samples.jsonl")}
     todo = [e for e in selected if e.id not in done]
 
-    pictures = fgseg_episodes.FgsegPictures(root)
     started = time.perf_counter()
     device = "n/a"
     if todo:
         model = load_model(cfg.model)
         device = _device_name(model.device)
         sampler = Sampler(model, cfg.sampler)
-        _run_episodes(cfg, sampler, pictures, todo, run_dir, quiet, console)
+        _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console)
     elapsed = time.perf_counter() - started
 
     # 4. Aggregate everything finished within `limit` and write results.json.
     samples = [
         s for s in read_samples(run_dir / "samples.jsonl") if s["id"] in {e.id for e in selected}
     ]
-    results = _results(cfg, key, samples, folds, device, elapsed, len(todo))
+    results = _results(cfg, protocol, key, samples, device, elapsed, len(todo))
     write_json(run_dir / "results.json", results)
     if not quiet:
         print_summary(results, run_dir, console)
     return RunOutcome(run_dir, results, resumed, len(todo))
 
 
-def _run_episodes(cfg, sampler, pictures, todo, run_dir, quiet, console) -> None:
+def _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console) -> None:
     """Sample, decode, score and record `todo` in batches of `batch_episodes`."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -170,11 +128,12 @@ def _run_episodes(cfg, sampler, pictures, todo, run_dir, quiet, console) -> None
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             tb = time.perf_counter()
-            inputs = [_episode_input(spec, pictures) for spec in batch]
+            inputs = [protocol.sampler_input(spec) for spec in batch]
             outputs = sampler.run([x for x, _ in inputs])
             seconds = (time.perf_counter() - tb) / len(batch)
             for spec, (_, truth), out in zip(batch, inputs, outputs, strict=True):
-                writer.write(_score(spec, truth, out.picture, run_dir, seconds, cfg.save_pictures))
+                record = _record(protocol, spec, truth, out.picture, run_dir, seconds, cfg)
+                writer.write(record)
             finished = start + len(batch)
             rate = (time.perf_counter() - t0) / finished
             progress.update(bar, advance=len(batch), rate=f"{rate:.2f} s/episode")
@@ -184,48 +143,33 @@ def _run_episodes(cfg, sampler, pictures, todo, run_dir, quiet, console) -> None
                 )
 
 
-def _episode_input(spec: EpisodeSpec, pictures) -> tuple[Episode, dict]:
-    """Sampler input (A: photos, B: rendered GT, C: query photo) and the query's truth."""
-    query = pictures.image(spec.query)
-    prompt_masks = [pictures.mask(k) for k in spec.prompts]
-    episode = Episode(
-        prompts=[pictures.image(k) for k in spec.prompts],
-        targets=[fgseg.render_gt(m) for m in prompt_masks],
-        query=query,
-        seed=spec.seed,
-        prompt_ids=[k.rpartition("__")[0] for k in spec.prompts],
-        target_ids=list(spec.prompts),
-        query_id=spec.query.rpartition("__")[0],
-    )
-    truth = {"mask": pictures.mask(spec.query), "prompt_mask": prompt_masks[0]}
-    return episode, truth
-
-
-def _score(spec, truth, picture: Image.Image, run_dir: Path, seconds: float, save: bool) -> dict:
-    """One samples.jsonl record: decode at the query's own size, IoU, baselines, pictures."""
-    gt = truth["mask"]
-    size = (gt.shape[1], gt.shape[0])
-    pred = fgseg.decode(picture, size)
-    black = np.zeros_like(gt)
-    copy_b = fgseg.resize_mask(truth["prompt_mask"], size)
+def _record(
+    protocol: TaskProtocol,
+    spec: EpisodeSpec,
+    truth,
+    picture: Image.Image,
+    run_dir: Path,
+    seconds: float,
+    cfg: RunConfig,
+) -> dict:
+    """One samples.jsonl record: scores, baselines, picture paths, seconds."""
+    scored = protocol.score(spec, truth, picture)
     record = {
         "id": spec.id,
         "query": spec.query,
         "prompts": list(spec.prompts),
         "seed": spec.seed,
-        "fold": spec.meta.get("fold"),
-        "scores": {"iou": foreground_iou(pred, gt)},
-        "baselines": {
-            "black": {"iou": foreground_iou(black, gt)},
-            "copy_b": {"iou": foreground_iou(copy_b, gt)},
-        },
+        "group": protocol.group_of(spec),
+        "scores": scored.scores,
+        "baselines": scored.baselines,
         "pred": f"pictures/{spec.id}.pred.png",
         "gt": f"pictures/{spec.id}.gt.png",
         "seconds": round(seconds, 4),
+        **scored.extra,
     }
-    if save:
+    if cfg.save_pictures:
         picture.save(run_dir / record["pred"])
-        fgseg.render_gt(gt).save(run_dir / record["gt"])
+        scored.gt_picture.save(run_dir / record["gt"])
     return record
 
 
@@ -233,22 +177,24 @@ def _aggregate(values: list[float]) -> dict[str, float]:
     return mean_with_ci(values) if values else {"mean": float("nan"), "n": 0}
 
 
-def _results(cfg, key, samples, folds, device, elapsed, new) -> dict[str, Any]:
+def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any]:
+    groups = sorted({s["group"] for s in samples if s.get("group") is not None})
+
     def block(get) -> dict[str, Any]:
-        per_fold = {
-            str(f): _aggregate([get(s) for s in samples if s.get("fold") == f]) for f in folds
+        per_group = {
+            g: _aggregate([get(s) for s in samples if s.get("group") == g]) for g in groups
         }
-        fold_means = [v["mean"] for v in per_fold.values() if v.get("n")]
+        group_means = [v["mean"] for v in per_group.values() if v.get("n")]
         return {
             "overall": _aggregate([get(s) for s in samples]),
-            "per_fold": per_fold,
-            "mean_of_folds": float(np.mean(fold_means)) if fold_means else float("nan"),
+            "per_fold": per_group,
+            "mean_of_folds": float(np.mean(group_means)) if group_means else float("nan"),
         }
 
-    metrics = {"iou": block(lambda s: s["scores"]["iou"])}
+    metrics = {m: block(lambda s, m=m: s["scores"][m]) for m in protocol.metrics}
     baselines = {
-        name: {"iou": block(lambda s, n=name: s["baselines"][n]["iou"])}
-        for name in ("black", "copy_b")
+        name: {m: block(lambda s, n=name, m=m: s["baselines"][n][m]) for m in protocol.metrics}
+        for name in protocol.baselines
     }
     note = None if cfg.model.name == "sd15" else RANDOM_WEIGHTS_NOTE.format(name=cfg.model.name)
     return {
@@ -282,16 +228,21 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     """A table of ours and the baselines, with n and the 95% interval; where the files are."""
     table = Table(title=f"{results['task']} (v{results['task_version']}), n = {results['n']}")
     table.add_column("method")
-    table.add_column("IoU mean", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("mean of folds", justify="right")
+    for metric in results["metrics"]:
+        table.add_column(f"{metric} mean", justify="right")
+        table.add_column("95% CI", justify="right")
+        table.add_column("mean of folds", justify="right")
     rows = [("SD-VICL", results["metrics"])] + [
         (f"baseline: {k}", v) for k, v in results["baselines"].items()
     ]
-    for name, m in rows:
-        o = m["iou"]["overall"]
-        ci = f"[{100 * o['low']:.1f}, {100 * o['high']:.1f}]" if "low" in o else "n/a"
-        table.add_row(name, f"{100 * o['mean']:.2f}", ci, f"{100 * m['iou']['mean_of_folds']:.2f}")
+    for name, block in rows:
+        cells = [name]
+        for metric in results["metrics"]:
+            o = block[metric]["overall"]
+            ci = f"[{100 * o['low']:.1f}, {100 * o['high']:.1f}]" if "low" in o else "n/a"
+            folds = block[metric]["mean_of_folds"]
+            cells += [f"{100 * o['mean']:.2f}", ci, f"{100 * folds:.2f}"]
+        table.add_row(*cells)
     console.print(table)
     if results["note"]:
         console.print(f"[bold yellow]Note:[/] {results['note']}")

@@ -1,83 +1,305 @@
-"""Pascal-5i foreground segmentation: episodes and the pictures each one needs.
+"""Pascal protocols: foreground segmentation (Pascal-5i) and single object detection (VOC).
 
-Episodes [TASKS.md 1]: one pass over each fold's val list; prompts from the prompt pool
-(`random`: the fold's trn list; `same_class`: the fold's val list, entries of the query's
-class, never the query image, as in Visual Prompting). B is the mask of the retrieved
-entry's own class.
+TASKS.md 1-2. Queries come from val, prompts from the prompt pool through a retriever
+(`clip_knn`, `same_class`, `random`; METHOD.md 7). B is the ground truth of the retrieved
+entry itself (fgseg: the mask of that entry's own class; `class_filter=query` keeps only
+pool entries of the query's class). Scores: foreground (box-mask) IoU per episode, per fold
+of the query's class and the mean of folds; baselines all-black and copy of B.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.pascal import PascalEntry, VOCDataset, read_split_list, split_list_path
-from sdvicl_bench.data.retrieval import retrieve_random, retrieve_same_class
-from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.config import RunConfig
+from sdvicl_bench.data import retrieval as rt
+from sdvicl_bench.data.demo import make_demo_voc
+from sdvicl_bench.data.pascal import (
+    PascalEntry,
+    VOCDataset,
+    file_sha256,
+    fold_of_class,
+    read_split_list,
+    split_list_path,
+)
+from sdvicl_bench.data.splits import ensure_split_lists
+from sdvicl_bench.data.voc_det import (
+    annotation_path,
+    box_mask,
+    parse_annotation,
+    single_object_entries,
+)
+from sdvicl_bench.errors import ConfigError, DataError
+from sdvicl_bench.metrics.iou import foreground_iou
+from sdvicl_bench.protocols.base import Scored, TaskProtocol
+from sdvicl_bench.report.records import read_episodes
+from sdvicl_bench.sampler.pipeline import Episode
+from sdvicl_bench.tasks import det, fgseg
 from sdvicl_bench.types import EpisodeSpec
 
-RETRIEVERS = ("random", "same_class")
+
+@dataclass
+class QuerySet:
+    """Queries and the prompt pool they draw from (one Pascal-5i fold, or all of det)."""
+
+    queries: list[str]
+    pool: list[str]
+    class_of: Callable[[str], int]
+    fold_of: Callable[[str], int]
+    id_prefix: str = ""
 
 
-def parse_key(key: str) -> PascalEntry:
-    """`<image id>__<2-digit class>` -> PascalEntry."""
-    image_id, _, cls = key.rpartition("__")
-    return PascalEntry(image_id, int(cls))
+class PascalProtocol(TaskProtocol):
+    """Shared by fgseg and det: the VOC root, retrieval, cycling, frozen episodes."""
 
+    metrics = ("iou",)
+    baselines = ("black", "copy_b")
 
-def build_episodes(
-    splits_dir: Path,
-    folds: list[int],
-    *,
-    prompts: int,
-    seed: int,
-    retrieval: str,
-    split: str = "val",
-    prompt_pool: str = "trn",
-) -> list[EpisodeSpec]:
-    """Every entry of each fold's `split` list as a query, with `prompts` retrieved prompts."""
-    if retrieval not in RETRIEVERS:
-        raise ConfigError(f"task.retrieval={retrieval!r}: choose one of {', '.join(RETRIEVERS)}.")
-    episodes = []
-    for fold in folds:
-        queries = read_split_list(split_list_path(splits_dir, split, fold))
-        pool_name = split if retrieval == "same_class" else prompt_pool
-        pool = read_split_list(split_list_path(splits_dir, pool_name, fold))
-        for q in queries:
-            if retrieval == "same_class":
-                chosen = [e.key for e in retrieve_same_class(q, pool, prompts, seed)]
-            else:
-                chosen = retrieve_random(q.key, [e.key for e in pool], prompts, seed)
-            episodes.append(
-                EpisodeSpec(f"f{fold}-{q.key}", q.key, tuple(chosen), seed, {"fold": fold})
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
+        if cfg.data.name == "demo":
+            make_demo_voc(root)
+        if not root.is_dir():
+            raise DataError(
+                f"Dataset root not found: {root}. Fix: put VOC2012 (JPEGImages/, "
+                "SegmentationClassAug/, Annotations/, ImageSets/) there, or pass "
+                f"data.root=<folder holding {cfg.task.root_subdir}/>, or try data=demo."
             )
-    return episodes
-
-
-def split_hashes(splits_dir: Path, folds: list[int]) -> dict[str, str]:
-    """sha256 of every split list the episodes read (part of the run key)."""
-    from sdvicl_bench.data.pascal import file_sha256
-
-    return {
-        f"{s}{f}": file_sha256(split_list_path(splits_dir, s, f))
-        for f in folds
-        for s in ("trn", "val")
-        if split_list_path(splits_dir, s, f).exists()
-    }
-
-
-class FgsegPictures:
-    """Images and masks for fgseg episodes from a VOC root."""
-
-    def __init__(self, root: Path) -> None:
+        self.root = root
         self.voc = VOCDataset(root)
 
-    def image(self, key: str) -> Image.Image:
-        return self.voc.image(parse_key(key).image_id)
+    # -- what subclasses define
+    def query_sets(self) -> list[QuerySet]:
+        raise NotImplementedError
 
-    def mask(self, key: str) -> np.ndarray:
-        """(H, W) bool: pixels of the entry's class (void counts as background)."""
-        entry = parse_key(key)
-        return self.voc.class_mask(entry.image_id, entry.class_id)
+    def target_picture(self, key: str) -> Image.Image:
+        """B for a pool key (and the GT picture for a query key)."""
+        raise NotImplementedError
+
+    def truth_mask(self, key: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- episodes
+    def episodes(self) -> list[EpisodeSpec]:
+        cfg = self.cfg
+        if isinstance(cfg.episodes, str):
+            return read_episodes(Path(cfg.episodes))
+        sets = self.query_sets()
+        if cfg.episodes is None:
+            return [ep for qs in sets for ep in self._episodes_of(qs, cfg.seed, "")]
+        if cfg.retrieval.name == "clip_knn":
+            raise ConfigError(
+                f"episodes={cfg.episodes} cycles the queries with new prompt draws, which "
+                "needs a random retriever. Fix: add retrieval=random or retrieval=same_class."
+            )
+        out: list[EpisodeSpec] = []
+        cycle = 0
+        while len(out) < cfg.episodes:  # VP: cycle the val list, drawing anew each cycle
+            suffix = f"-c{cycle}" if cycle else ""
+            for qs in sets:
+                out += self._episodes_of(qs, cfg.seed + cycle, suffix)
+            cycle += 1
+        return out[: cfg.episodes]
+
+    def _episodes_of(self, qs: QuerySet, draw_seed: int, suffix: str) -> list[EpisodeSpec]:
+        prompts = self._retrieve(qs, draw_seed)
+        return [
+            EpisodeSpec(
+                f"{qs.id_prefix}{q}{suffix}",
+                q,
+                tuple(prompts[q]),
+                self.cfg.seed,
+                {"fold": qs.fold_of(q)},
+            )
+            for q in qs.queries
+        ]
+
+    def _retrieve(self, qs: QuerySet, seed: int) -> dict[str, list[str]]:
+        """{query key: n prompt keys} with the configured retriever."""
+        n, name = self.cfg.prompts, self.cfg.retrieval.name
+        if name == "random":
+            return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
+        if name == "same_class":
+            entries = [PascalEntry(rt.image_id_of(k), qs.class_of(k)) for k in qs.pool]
+            back = {(e.image_id, e.class_id): k for e, k in zip(entries, qs.pool, strict=True)}
+            out = {}
+            for q in qs.queries:
+                query = PascalEntry(rt.image_id_of(q), qs.class_of(q))
+                picks = rt.retrieve_same_class(query, entries, n, seed)
+                out[q] = [back[(e.image_id, e.class_id)] for e in picks]
+            return out
+        return self._clip_knn(qs, n)
+
+    def _clip_knn(self, qs: QuerySet, n: int) -> dict[str, list[str]]:
+        from sdvicl_bench.data.clip_retrieval import (
+            ClipEmbedder,
+            EmbeddingCache,
+            clip_knn_episodes,
+            knn,
+        )
+
+        r = self.cfg.retrieval
+        embedder = ClipEmbedder.load(r.model_path or r.model_id, revision=r.revision)
+        cache = EmbeddingCache(Path(r.cache_dir).expanduser() / "clip")
+        fingerprint = str(self.root.resolve())
+
+        def embed(keys: list[str]):
+            return cache.get_or_compute(
+                keys,
+                lambda k: self.voc.image(rt.image_id_of(k)),
+                embedder,
+                fingerprint=fingerprint,
+                same_image=rt.image_id_of,
+                batch_size=r.batch_size,
+            )
+
+        q_emb, p_emb = embed(qs.queries), embed(qs.pool)
+        if r.class_filter == "none":
+            return clip_knn_episodes(qs.queries, qs.pool, q_emb, p_emb, n)
+        out = {}
+        for i, q in enumerate(qs.queries):
+            keep = [j for j, k in enumerate(qs.pool) if qs.class_of(k) == qs.class_of(q)]
+            out[q] = knn(q_emb[i], p_emb[keep], [qs.pool[j] for j in keep], n, query_key=q)
+        return out
+
+    # -- sampler inputs and scores
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        episode = Episode(
+            prompts=[self.voc.image(rt.image_id_of(k)) for k in spec.prompts],
+            targets=[self.target_picture(k) for k in spec.prompts],
+            query=self.voc.image(rt.image_id_of(spec.query)),
+            seed=spec.seed,
+            prompt_ids=[rt.image_id_of(k) for k in spec.prompts],
+            target_ids=list(spec.prompts),
+            query_id=rt.image_id_of(spec.query),
+        )
+        truth = {"mask": self.truth_mask(spec.query), "b": episode.targets[0]}
+        return episode, truth
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        gt = truth["mask"]
+        size = (gt.shape[1], gt.shape[0])
+        pred = self.decode(picture, size)
+        copy_b = self.decode(truth["b"], size)
+        return Scored(
+            scores={"iou": foreground_iou(pred, gt)},
+            baselines={
+                "black": {"iou": foreground_iou(np.zeros_like(gt), gt)},
+                "copy_b": {"iou": foreground_iou(copy_b, gt)},
+            },
+            gt_picture=fgseg.render_gt(gt),
+        )
+
+
+class FgsegProtocol(PascalProtocol):
+    """Pascal-5i foreground segmentation: one pass over each fold's val list (TASKS.md 1)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        splits = cfg.data.splits
+        self.splits_dir = (
+            Path(splits).expanduser() if splits else self.root / cfg.task.splits_subdir
+        )
+        real = cfg.data.name != "demo"
+        ensure_split_lists(self.splits_dir, verify=real, fetch=real)
+
+    def query_sets(self) -> list[QuerySet]:
+        sets = []
+        for fold in self.cfg.task.folds:
+            queries = read_split_list(split_list_path(self.splits_dir, self.cfg.task.split, fold))
+            pool_split = (
+                self.cfg.task.split
+                if self.cfg.retrieval.name == "same_class"
+                else self.cfg.task.prompt_pool
+            )
+            pool = read_split_list(split_list_path(self.splits_dir, pool_split, fold))
+            sets.append(
+                QuerySet(
+                    queries=[e.key for e in queries],
+                    pool=[e.key for e in pool],
+                    class_of=_class_of_key,
+                    fold_of=lambda _k, f=fold: f,
+                    id_prefix=f"f{fold}-",
+                )
+            )
+        return sets
+
+    def key_inputs(self) -> dict[str, Any]:
+        return {
+            f"{s}{f}": file_sha256(split_list_path(self.splits_dir, s, f))
+            for f in self.cfg.task.folds
+            for s in ("trn", "val")
+        }
+
+    def target_picture(self, key: str) -> Image.Image:
+        return fgseg.render_gt(self.truth_mask(key))
+
+    def truth_mask(self, key: str) -> np.ndarray:
+        return self.voc.class_mask(rt.image_id_of(key), _class_of_key(key))
+
+    def decode(self, picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
+        return fgseg.decode(picture, size)
+
+
+class DetProtocol(PascalProtocol):
+    """Single object detection (TASKS.md 2): VP's filter, white box on black, box IoU."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self._ann: dict[str, Any] = {}
+        self.queries = single_object_entries(self.root, "val")
+        self.pool = single_object_entries(self.root, "train")
+        if not self.queries or not self.pool:
+            raise DataError(
+                f"No image passes the single-object filter under {self.root} "
+                "(Annotations/, ImageSets/Main/{train,val}.txt). Fix: check data.root."
+            )
+
+    def annotation(self, image_id: str):
+        if image_id not in self._ann:
+            self._ann[image_id] = parse_annotation(annotation_path(self.root, image_id))
+        return self._ann[image_id]
+
+    def class_of(self, key: str) -> int:
+        return self.annotation(key).objects[0].class_id
+
+    def query_sets(self) -> list[QuerySet]:
+        folds = set(self.cfg.task.folds)
+        queries = [q for q in self.queries if fold_of_class(self.class_of(q)) in folds]
+        return [
+            QuerySet(
+                queries=queries,
+                pool=self.pool,
+                class_of=self.class_of,
+                fold_of=lambda k: fold_of_class(self.class_of(k)),
+            )
+        ]
+
+    def key_inputs(self) -> dict[str, Any]:
+        blob = "\n".join(self.queries) + "\n--\n" + "\n".join(self.pool)
+        return {"det_lists": hashlib.sha256(blob.encode()).hexdigest()}
+
+    def target_picture(self, key: str) -> Image.Image:
+        return det.render_gt(self.truth_mask(key))
+
+    def truth_mask(self, key: str) -> np.ndarray:
+        return box_mask(self.annotation(key))
+
+    def decode(self, picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
+        return det.decode(picture, size)
+
+
+def _class_of_key(key: str) -> int:
+    """Class id of a `<image id>__<class>` key."""
+    return int(key.rpartition("__")[2])

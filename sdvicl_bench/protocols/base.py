@@ -1,0 +1,59 @@
+"""What a task's evaluation protocol provides to the orchestrator (`evaluate.py`).
+
+A protocol wires one task's stages: dataset -> episodes -> sampler inputs (A, B, C
+pictures) -> decoded prediction -> per-sample scores and trivial baselines. The stage
+modules it calls (data/, tasks/, metrics/) do not import each other.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from sdvicl_bench.config import RunConfig
+from sdvicl_bench.sampler.pipeline import Episode
+from sdvicl_bench.types import EpisodeSpec
+
+
+@dataclass
+class Scored:
+    """A scored prediction: the method's scores, each baseline's, and the GT picture to save."""
+
+    scores: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    gt_picture: Image.Image
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskProtocol(ABC):
+    """One task's protocol. `metrics` name the per-sample scores (higher_is_better in YAML)."""
+
+    metrics: tuple[str, ...] = ()
+    baselines: tuple[str, ...] = ()
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def episodes(self) -> list[EpisodeSpec]:
+        """The full frozen episode list (before `limit`)."""
+
+    @abstractmethod
+    def key_inputs(self) -> dict[str, Any]:
+        """What, besides configs, changes a number (e.g. split-list hashes)."""
+
+    @abstractmethod
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        """The sampler's Episode (A, B, C pictures, noise ids) and the query's truth."""
+
+    @abstractmethod
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        """Decode the raw prediction picture at the query's own size and score it."""
+
+    def group_of(self, spec: EpisodeSpec) -> str | None:
+        """The breakdown group of an episode (the Pascal-5i fold), or None."""
+        fold = spec.meta.get("fold")
+        return None if fold is None else str(fold)
