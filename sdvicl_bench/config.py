@@ -236,6 +236,7 @@ class TaskConfig:
     split: str = "val"
     prompt_pool: str = "trn"
     decoder: str = "fgseg"
+    prompts: int = 1
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -277,15 +278,20 @@ class RunConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
-    prompts: int = 1
+    prompts: int | None = None
     limit: int | None = None
     episodes: int | str | None = None
     output_dir: str = "results/runs"
     save_pictures: bool = True
 
+    @property
+    def num_prompts(self) -> int:
+        """n: `prompts` if given, else the task's default."""
+        return self.task.prompts if self.prompts is None else self.prompts
+
     def __post_init__(self) -> None:
-        if self.prompts < 1:
-            raise ConfigError(f"prompts={self.prompts}: must be >= 1.")
+        if self.num_prompts < 1:
+            raise ConfigError(f"prompts={self.num_prompts}: must be >= 1.")
         if isinstance(self.episodes, int) and self.episodes < 1:
             raise ConfigError(f"episodes={self.episodes}: a count must be >= 1.")
         if self.limit is not None and self.limit < 1:

@@ -75,7 +75,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
             "data": protocol.key_inputs(),
             "episodes": [e.to_json() for e in episodes],
             "seed": cfg.seed,
-            "prompts": cfg.prompts,
+            "prompts": cfg.num_prompts,
         }
     )
     run_dir, resumed = find_or_create_run_dir(Path(cfg.output_dir), cfg.task.name, key)

@@ -112,6 +112,7 @@ class ClipEmbedder:
         kw = {"revision": revision} if revision and not is_local else {}
         old_level = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the text tower's unused weights are expected
+        hf_logging.disable_progress_bar()
         try:
             model = CLIPVisionModel.from_pretrained(source, **kw)
         except Exception as err:  # offline, missing, corrupt: all user-fixable
@@ -126,6 +127,7 @@ class ClipEmbedder:
             ) from None
         finally:
             hf_logging.set_verbosity(old_level)
+            hf_logging.enable_progress_bar()
         model.to(device=device, dtype=dtype)
         return cls(model, model_id=source, revision=revision if kw else None)
 

@@ -127,7 +127,7 @@ class PascalProtocol(TaskProtocol):
 
     def _retrieve(self, qs: QuerySet, seed: int) -> dict[str, list[str]]:
         """{query key: n prompt keys} with the configured retriever."""
-        n, name = self.cfg.prompts, self.cfg.retrieval.name
+        n, name = self.cfg.num_prompts, self.cfg.retrieval.name
         if name == "random":
             return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
         if name == "same_class":
