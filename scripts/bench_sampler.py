@@ -66,6 +66,7 @@ from sdvicl_bench.sampler.models import (  # noqa: E402
     DiffusionModel,
     build_sd15_random,
     build_tiny,
+    place_model,
 )
 from sdvicl_bench.sampler.naive import NaiveSampler, first_step_eps  # noqa: E402
 from sdvicl_bench.sampler.pipeline import Episode, Sampler  # noqa: E402
@@ -110,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="comma list of naive, optimized, bf16, fp32, compile\n"
-        "(default: naive,optimized,bf16 on CPU; naive,optimized,compile on CUDA)",
+        help="comma list of naive, optimized, bf16, fp32, channels-last, compile\n"
+        "(default: naive,optimized,bf16 on CPU; naive,optimized,channels-last,compile on CUDA)",
     )
     p.add_argument(
         "--compile-prompts",
@@ -145,7 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
     if args.variants is None:
         args.variants = (
-            "naive,optimized,compile" if args.device == "cuda" else "naive,optimized,bf16"
+            "naive,optimized,channels-last,compile"
+            if args.device == "cuda"
+            else "naive,optimized,bf16"
         )
     args.compile_prompts = args.compile_prompts or [min(args.prompts)]  # compiling is slow
     if args.json is None:
@@ -165,6 +168,7 @@ class Variant:
     kind: str  # "naive" | "optimized"
     dtype: torch.dtype
     compiled: bool = False
+    channels_last: bool = False
 
 
 def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
@@ -177,11 +181,16 @@ def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
             v = Variant(f"optimized-{SHORT[dtype]}", "optimized", dtype)
         elif name in ("bf16", "fp32"):
             v = Variant(f"optimized-{name}", "optimized", DTYPES[_long(name)])
+        elif name == "channels-last":
+            v = Variant(f"nhwc-{SHORT[dtype]}", "optimized", dtype, channels_last=True)
         elif name == "compile":
-            v = Variant("compile-bf16", "optimized", torch.bfloat16, compiled=True)
+            v = Variant(
+                "compile-bf16", "optimized", torch.bfloat16, compiled=True, channels_last=True
+            )
         else:
             raise SystemExit(
-                f"--variants: unknown variant '{name}'. Use naive, optimized, bf16, fp32, compile."
+                f"--variants: unknown variant '{name}'. "
+                "Use naive, optimized, bf16, fp32, channels-last, compile."
             )
         out.setdefault(v.label, v)
     return list(out.values())
@@ -189,20 +198,6 @@ def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
 
 def _long(short: str) -> str:
     return {"bf16": "bfloat16", "fp32": "float32"}[short]
-
-
-class _NoCount(dict):
-    """Stands in for the controller's per-layer call Counter under torch.compile.
-
-    The counter's changing values are guards to dynamo and would force recompiles; it
-    only feeds tests and logs, never a number the sampler computes.
-    """
-
-    def __getitem__(self, key: str) -> int:
-        return 0
-
-    def __setitem__(self, key: str, value: int) -> None:
-        pass
 
 
 class ModelPool:
@@ -214,32 +209,28 @@ class ModelPool:
         self.base = build(seed=seed)
         self.build_s = time.perf_counter() - t0
         self.device = device
-        self._cache: dict[tuple[torch.dtype, bool], DiffusionModel] = {}
+        self._cache: dict[tuple[torch.dtype, bool, bool], DiffusionModel] = {}
 
     def get(self, variant: Variant) -> DiffusionModel:
-        key = (variant.dtype, variant.compiled)
+        key = (variant.dtype, variant.compiled, variant.channels_last)
         if key not in self._cache:
-            model = copy.deepcopy(self.base)
-            model.unet.to(self.device, variant.dtype).eval().requires_grad_(False)
-            model.vae.to(self.device, variant.dtype).eval().requires_grad_(False)
-            model.prompt_embeds = model.prompt_embeds.to(self.device, variant.dtype)
-            model.device, model.dtype = self.device, variant.dtype
-            if variant.compiled:
-                model.unet = torch.compile(model.unet, dynamic=False)  # one graph per shape
-            self._cache[key] = model
+            self._cache[key] = place_model(
+                copy.deepcopy(self.base),
+                self.device,
+                variant.dtype,
+                channels_last=variant.channels_last,
+                compile=variant.compiled,
+            )
         return self._cache[key]
 
     def release(self, variant: Variant) -> None:
-        self._cache.pop((variant.dtype, variant.compiled), None)
+        self._cache.pop((variant.dtype, variant.compiled, variant.channels_last), None)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
 
 def make_sampler(variant: Variant, model: DiffusionModel, cfg: SamplerConfig) -> Sampler:
-    sampler = (NaiveSampler if variant.kind == "naive" else Sampler)(model, cfg)
-    if variant.compiled:
-        sampler.controller.modified_calls = _NoCount()
-    return sampler
+    return (NaiveSampler if variant.kind == "naive" else Sampler)(model, cfg)
 
 
 # ----------------------------------------------------------------------------- inputs

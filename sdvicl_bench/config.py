@@ -38,6 +38,8 @@ class ModelConfig:
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     device: str = "auto"
     seed: int = 0
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"  # auto: NHWC on CUDA
+    compile: bool = False  # torch.compile the U-Net (one graph per batch shape; slow warm-up)
 
 
 @dataclass(frozen=True)

@@ -95,11 +95,13 @@ def _attend_block(
     """One block of query rows. q (B, H, c, d); k, v (B, H, n*Nk, d) or (B, H, n, Nk, d)."""
     if ensemble == "mean":
         q = q.unsqueeze(2)  # (B, H, 1, c, d) against (B, H, n, Nk, d)
-    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(scale)
+    # Scores in float32 (q, k are small next to the chunk x n*Nk score block, so upcasting them
+    # is cheap and keeps large logits exact), one softmax, then contrast and clip in place.
+    scores = torch.matmul(q.float() * scale, k.float().transpose(-1, -2))
     probs = scores.softmax(dim=-1)
     del scores
-    if contrast != 1.0:
-        probs.sub_(mu).mul_(contrast).add_(mu).clamp_(0.0, 1.0)
+    if contrast != 1.0:  # mu + beta (P - mu) = beta P + (1 - beta) mu
+        probs.mul_(contrast).add_((1.0 - contrast) * mu).clamp_(0.0, 1.0)
     out = torch.matmul(probs.to(v.dtype), v)
     if ensemble == "mean":
         out = out.mean(dim=2)
@@ -219,6 +221,8 @@ class VICLController:
         active: False for calls whose batch is not a joint group (e.g. inverting C alone):
             then every selected layer behaves as plain attention.
         modified_calls: how often each layer ran the modified attention (for tests/logs).
+        count_calls: keep `modified_calls` (off under torch.compile, where the changing
+            counts would be guards that force recompiles).
     """
 
     config: AttentionConfig
@@ -226,6 +230,7 @@ class VICLController:
     step: int = 0
     active: bool = True
     modified_calls: Counter = field(default_factory=Counter)
+    count_calls: bool = True
 
     def modifies_now(self) -> bool:
         """Whether D_mod's attention is modified at the current step."""
@@ -269,7 +274,8 @@ class VICLAttnProcessor:
             or hidden_states.shape[0] % layout.size
         ):
             return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        ctl.modified_calls[self.name] += 1
+        if ctl.count_calls:
+            ctl.modified_calls[self.name] += 1
         return self._modified(attn, hidden_states, temb)
 
     def _modified(

@@ -135,7 +135,8 @@ class Sampler:
     controller: VICLController = field(init=False)
 
     def __post_init__(self) -> None:
-        self.controller = VICLController(self.cfg.attention)
+        compiled = hasattr(self.model.unet, "_orig_mod")  # torch.compile'd: no Python counters
+        self.controller = VICLController(self.cfg.attention, count_calls=not compiled)
 
     # ------------------------------------------------------------------ public
 
