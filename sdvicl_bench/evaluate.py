@@ -119,7 +119,7 @@ def _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console) -> None
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=console,
-        disable=quiet,
+        disable=quiet or not console.is_terminal,  # plain log lines instead (below)
     )
     batch_size = cfg.sampler.batch_episodes
     with progress, SampleWriter(run_dir / "samples.jsonl") as writer:

@@ -130,3 +130,14 @@ def test_validate_and_ls(workdir):
     assert result.exit_code == 0 and "prompts: 5" in result.output and "name: tiny" in result.output
     listing = invoke("ls")
     assert listing.exit_code == 0 and "fgseg" in listing.output and "sd15-random" in listing.output
+
+
+def test_missing_mask_file_is_one_line_exit_2(workdir):
+    from sdvicl_bench.data.demo import make_demo_voc
+
+    root = make_demo_voc(workdir / "data" / "demo" / "VOC2012")
+    for png in (root / "SegmentationClassAug").glob("*.png"):
+        png.unlink()
+    result = invoke("run", *SMOKE)
+    lines = [x for x in result.output.strip().splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "SegmentationClassAug" in lines[0]

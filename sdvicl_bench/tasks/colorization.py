@@ -1,0 +1,57 @@
+"""Colorization (ImageNet-1k val): the colour image from its grey version.
+
+An episode shows prompt pairs (grey image A, colour image B) and the grey query C; the model
+paints D, the query in colour. The query picture is the grey image as 3 channels (PIL
+``convert("L")``, ITU-R 601 luma, see ``data.imagenet.grey``); the ground truth is the colour
+image itself. The prediction is resized bicubically to the image's own size (per channel, in
+float, clipped to [0, 1]) and scored with ``metrics.mse.mse`` / ``mse_vp`` per image and FID
+over the whole set. Trivial baseline: the grey query itself as the prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from sdvicl_bench.data.imagenet import grey
+
+
+def render_gt(image: Image.Image) -> Image.Image:
+    """The ground-truth picture: the colour image itself, as PIL RGB (W, H) (a copy)."""
+    return image.convert("RGB")
+
+
+def query_picture(image: Image.Image) -> Image.Image:
+    """The query picture: the grey image as 3 equal channels, PIL RGB (W, H)."""
+    return grey(image)
+
+
+def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Predicted picture -> float32 (H, W, 3) in [0, 1] at ``size`` = (W, H).
+
+    ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3). Values are
+    divided by 255; if the size differs each channel is resized with BICUBIC as a float ('F')
+    image and the result clipped to [0, 1] (bicubic overshoots at sharp edges).
+    """
+    if isinstance(picture, Image.Image):
+        rgb = np.asarray(picture.convert("RGB"))
+    else:
+        rgb = np.asarray(picture)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(
+                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
+            )
+    out = rgb.astype(np.float32) / np.float32(255.0)
+    w, h = int(size[0]), int(size[1])
+    if out.shape[:2] == (h, w):
+        return out
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(out[:, :, c]), mode="F").resize(
+                (w, h), Image.Resampling.BICUBIC
+            ),
+            dtype=np.float32,
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)

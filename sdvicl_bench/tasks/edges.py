@@ -1,0 +1,79 @@
+"""Edge detection (Pascal VOC images): Canny edges of the grey image, white on black.
+
+An episode shows prompt pairs (image A, its edge map B) and the query image C; the model
+paints D, the query's edge map. Images are the Pascal VOC 2012 ones the other Pascal tasks
+use (val queries, train prompt pool), so nothing extra is downloaded.
+
+Ground truth: ``canny_edges`` runs scikit-image's ``feature.canny`` with ``sigma=2`` and its
+default hysteresis thresholds on the grey image (PIL ``convert("L")``, ITU-R 601 luma) as
+float in [0, 1]; ``render_gt`` draws the edges white on black.
+
+Decoding: the predicted picture's grey level (mean of R, G, B over 255) in [0, 1], resized to
+the image's own size. Unlike the binary masks of ``tasks.fgseg`` this map is continuous and
+scored with MSE (``metrics.mse.mse``), so a bilinear resize of the grey map is appropriate
+(it is applied to the decoded map, not the RGB picture, and clipped to [0, 1]). An all-black
+picture scores the edge density (the fraction of edge pixels): that is the trivial baseline.
+
+Option for later (not implemented): BSDS500 with the mean of the human boundary maps as the
+ground truth (a ``data/bsds.py`` loader).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from skimage import feature
+
+CANNY_SIGMA = 2.0
+
+
+def grey_float(image: Image.Image) -> np.ndarray:
+    """Grey image as float64 (H, W) in [0, 1]: PIL ``convert("L")`` (ITU-R 601) / 255."""
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+
+
+def canny_edges(image: Image.Image) -> np.ndarray:
+    """Canny edges of an image (PIL, size (W, H)) -> bool (H, W).
+
+    scikit-image ``feature.canny(grey, sigma=2)`` with default thresholds, on ``grey_float``.
+    """
+    return np.asarray(feature.canny(grey_float(image), sigma=CANNY_SIGMA), dtype=bool)
+
+
+def render_gt(edges: np.ndarray) -> Image.Image:
+    """RGB picture of an edge map: bool (H, W) -> PIL RGB (W, H), edges white on black."""
+    edges = np.asarray(edges)
+    if edges.ndim != 2:
+        raise ValueError(f"edges must be 2-D (H, W), got shape {edges.shape}")
+    grey = np.where(edges.astype(bool), np.uint8(255), np.uint8(0))
+    return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2), mode="RGB")
+
+
+def grey_level(picture: Image.Image | np.ndarray) -> np.ndarray:
+    """Mean of R, G, B over 255 at the picture's resolution: -> float32 (h, w) in [0, 1].
+
+    ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3).
+    """
+    if isinstance(picture, Image.Image):
+        rgb = np.asarray(picture.convert("RGB"))
+    else:
+        rgb = np.asarray(picture)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(
+                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
+            )
+    return (rgb.sum(axis=2, dtype=np.float64) / (3.0 * 255.0)).astype(np.float32)
+
+
+def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Predicted picture -> grey level float32 (H, W) in [0, 1]; ``size`` is (W, H).
+
+    The grey map is computed at the picture's resolution, then (if the size differs) resized
+    bilinearly as a float ('F') image and clipped to [0, 1].
+    """
+    grey = grey_level(picture)
+    w, h = int(size[0]), int(size[1])
+    if grey.shape == (h, w):
+        return grey
+    resized = Image.fromarray(grey, mode="F").resize((w, h), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
