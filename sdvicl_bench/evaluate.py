@@ -174,6 +174,8 @@ def _record(
 
 
 def _aggregate(values: list[float]) -> dict[str, float]:
+    """Mean with a 95% bootstrap interval over the finite values (NaN = not scorable)."""
+    values = [v for v in values if v == v]
     return mean_with_ci(values) if values else {"mean": float("nan"), "n": 0}
 
 
@@ -196,6 +198,13 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
         name: {m: block(lambda s, n=name, m=m: s["baselines"][n][m]) for m in protocol.metrics}
         for name in protocol.baselines
     }
+    for m in protocol.dataset_metrics:  # set-level metrics: one number from all samples
+        metrics[m] = {
+            "overall": {"mean": protocol.dataset_metric(m, samples, None), "n": len(samples)}
+        }
+        for name in protocol.baselines:
+            value = protocol.dataset_metric(m, samples, name)
+            baselines[name][m] = {"overall": {"mean": value, "n": len(samples)}}
     note = None if cfg.model.name == "sd15" else RANDOM_WEIGHTS_NOTE.format(name=cfg.model.name)
     return {
         "key": key,
@@ -226,10 +235,12 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
 
 def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:
     """A table of ours and the baselines, with n and the 95% interval; where the files are."""
+    specs = results["config"]["task"].get("metrics") or {}
     table = Table(title=f"{results['task']} (v{results['task_version']}), n = {results['n']}")
     table.add_column("method")
     for metric in results["metrics"]:
-        table.add_column(f"{metric} mean", justify="right")
+        better = "higher" if (specs.get(metric) or {}).get("higher_is_better", True) else "lower"
+        table.add_column(f"{metric} ({better} is better)", justify="right")
         table.add_column("95% CI", justify="right")
         table.add_column("mean of folds", justify="right")
     rows = [("SD-VICL", results["metrics"])] + [
@@ -238,10 +249,15 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     for name, block in rows:
         cells = [name]
         for metric in results["metrics"]:
+            scale = float((specs.get(metric) or {}).get("scale", 1))
             o = block[metric]["overall"]
-            ci = f"[{100 * o['low']:.1f}, {100 * o['high']:.1f}]" if "low" in o else "n/a"
-            folds = block[metric]["mean_of_folds"]
-            cells += [f"{100 * o['mean']:.2f}", ci, f"{100 * folds:.2f}"]
+            ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
+            folds = block[metric].get("mean_of_folds", float("nan"))
+            cells += [
+                f"{scale * o['mean']:.4g}",
+                ci,
+                "n/a" if folds != folds else f"{scale * folds:.4g}",
+            ]
         table.add_row(*cells)
     console.print(table)
     if results["note"]:

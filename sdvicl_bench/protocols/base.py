@@ -32,6 +32,9 @@ class TaskProtocol(ABC):
     """One task's protocol. `metrics` name the per-sample scores (higher_is_better in YAML)."""
 
     metrics: tuple[str, ...] = ()
+    """Per-sample scalar metrics, averaged over episodes (with a bootstrap interval)."""
+    dataset_metrics: tuple[str, ...] = ()
+    """Set-level metrics computed from all samples at once (e.g. Cityscapes mIoU, FID)."""
     baselines: tuple[str, ...] = ()
 
     def __init__(self, cfg: RunConfig) -> None:
@@ -52,6 +55,10 @@ class TaskProtocol(ABC):
     @abstractmethod
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         """Decode the raw prediction picture at the query's own size and score it."""
+
+    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
+        """A set-level metric over samples.jsonl records (ours, or a baseline's)."""
+        raise NotImplementedError(name)
 
     def group_of(self, spec: EpisodeSpec) -> str | None:
         """The breakdown group of an episode (the Pascal-5i fold), or None."""
