@@ -114,7 +114,7 @@ class CityscapesDataset:
                 )
 
     def ids(self, split: str) -> list[str]:
-        """Sorted image ids ``<city>/<name>`` of ``leftImg8bit/<split>/<city>/*_leftImg8bit.png``."""
+        """Sorted ids ``<city>/<name>`` of ``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png``."""
         folder = self.root / "leftImg8bit" / split
         if not folder.is_dir():
             raise DataError(f"Cityscapes split folder not found: {folder}. {_FIX_DOWNLOAD}")

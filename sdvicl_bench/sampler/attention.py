@@ -281,8 +281,11 @@ class VICLAttnProcessor:
     def _modified(
         self, attn: Attention, hidden_states: torch.Tensor, temb: torch.Tensor | None
     ) -> torch.Tensor:
-        """hidden_states (E*G, N, C) or (E*G, C, h, w) -> same shape."""
-        cfg, layout = self.controller.config, self.controller.layout
+        """hidden_states (E*G, N, C) or (E*G, C, h, w) -> same shape.
+
+        The layer's own pre- and post-processing exactly as `AttnProcessor2_0` does it, around
+        `_attend`, which is where the rows get their attention.
+        """
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -292,6 +295,20 @@ class VICLAttnProcessor:
             hidden_states = hidden_states.view(rows, channel, height * width).transpose(1, 2)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        out = self._attend(attn, hidden_states)
+
+        out = attn.to_out[0](out)
+        out = attn.to_out[1](out)
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(rows, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _attend(self, attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(E*G, N, C) -> (E*G, N, H*d): SDPA for plain rows, `vicl_attention` for D_mod."""
+        cfg, layout = self.controller.config, self.controller.layout
         rows, tokens, _ = hidden_states.shape
         episodes, group = rows // layout.size, layout.size
 
@@ -333,15 +350,7 @@ class VICLAttnProcessor:
             chunk_size=cfg.chunk_size,
         )
         out = torch.cat([plain[:, :dm], mod.unsqueeze(1), plain[:, dm:]], dim=1)
-        out = out.transpose(2, 3).reshape(rows, tokens, -1).to(query.dtype)
-
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
-        if input_ndim == 4:
-            out = out.transpose(-1, -2).reshape(rows, channel, height, width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return out.transpose(2, 3).reshape(rows, tokens, -1).to(query.dtype)
 
 
 # ----------------------------------------------------------------------------- 6. install

@@ -32,6 +32,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from sdvicl_bench.sampler.attention import (
     StreamLayout,
+    VICLAttnProcessor,
     VICLController,
     select_layers,
     vicl_attention,
@@ -57,58 +58,25 @@ from sdvicl_bench.sampler.pipeline import (
 # ----------------------------------------------------------------------------- processors
 
 
-class NaiveAttnProcessor:
+class NaiveAttnProcessor(VICLAttnProcessor):
     """attn1 processor in the ancestor's style: materialise, then overwrite D's row.
 
     Every row's own attention is computed with diffusers' classic `AttnProcessor` math
     (full score matrix per head); when the controller says the step is modified, each
     episode's D row (`layout.d_mod`) is then replaced by `vicl_attention` over the whole
     n*Nk keys at once (chunk_size=None). Q, K, V sources follow `config.qkv` as in
-    `VICLAttnProcessor`. Otherwise it is exactly `AttnProcessor`.
+    `VICLAttnProcessor`, whose gating and pre/post-processing it shares. Otherwise it is
+    exactly `AttnProcessor`.
     """
 
     def __init__(self, controller: VICLController, name: str) -> None:
-        self.controller = controller
-        self.name = name
+        super().__init__(controller, name)
         self._plain = AttnProcessor()
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        *args,
-        **kwargs,
-    ) -> torch.Tensor:
-        ctl = self.controller
-        if (
-            not ctl.modifies_now()
-            or encoder_hidden_states is not None
-            or attention_mask is not None
-            or hidden_states.shape[0] % ctl.layout.size
-        ):
-            return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        ctl.modified_calls[self.name] += 1
-        return self._modified(attn, hidden_states, temb)
-
-    def _modified(
-        self, attn: Attention, hidden_states: torch.Tensor, temb: torch.Tensor | None
-    ) -> torch.Tensor:
-        """hidden_states (E*G, N, C) or (E*G, C, h, w) -> same shape."""
+    def _attend(self, attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(R, N, C) -> (R, N, H*d): materialised attention everywhere, then D's rows."""
         cfg, layout = self.controller.config, self.controller.layout
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            rows, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(rows, channel, height * width).transpose(1, 2)
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         rows = hidden_states.shape[0]
-
         # Every row's plain attention, materialised: (R*H, N, d) -> (R, H, N, d).
         query, key, value = (
             attn.head_to_batch_dim(proj(hidden_states))
@@ -135,15 +103,7 @@ class NaiveAttnProcessor:
                 ensemble=cfg.ensemble,
                 chunk_size=None,
             )[0].to(out.dtype)
-
-        out = attn.batch_to_head_dim(out.flatten(0, 1))
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
-        if input_ndim == 4:
-            out = out.transpose(-1, -2).reshape(rows, channel, height, width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return attn.batch_to_head_dim(out.flatten(0, 1))
 
 
 @contextmanager

@@ -1,0 +1,71 @@
+"""Keypoint metrics per image: PCK and MSE of normalised coordinates (DeepFashion FLD).
+
+Averaging: each function scores one image over its *visible* landmarks; a task's number
+(overall or per clothes type) is the plain mean of these per-image values over the images
+that have at least one visible landmark (an image with none gives NaN and is left out).
+Missing predictions (NaN) are never skipped: PCK counts them wrong, MSE puts them at the
+image centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _prepare(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 2)
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 2)
+    visible = np.asarray(visible).astype(bool).ravel()
+    if not pred.shape == gt.shape or visible.shape != (gt.shape[0],):
+        raise ValueError(
+            f"pred {pred.shape}, gt {gt.shape} and visible {visible.shape} must be "
+            "(K, 2), (K, 2) and (K,)"
+        )
+    return pred, gt, visible
+
+
+def pck(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    size: tuple[int, int],
+    alpha: float = 0.1,
+) -> float:
+    """Fraction of the visible landmarks predicted within ``alpha * max(W, H)`` px.
+
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    bool (K,). A landmark is right when its Euclidean distance to the ground truth is
+    <= the threshold; a missing prediction (any NaN) is wrong. The mean is over the visible
+    landmarks of this image; no visible landmark gives NaN.
+    """
+    pred, gt, visible = _prepare(pred, gt, visible)
+    if not visible.any():
+        return float("nan")
+    threshold = alpha * max(float(size[0]), float(size[1]))
+    dist = np.linalg.norm(pred[visible] - gt[visible], axis=1)
+    right = np.isfinite(dist) & (dist <= threshold)
+    return float(right.mean())
+
+
+def normalized_mse(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, size: tuple[int, int]
+) -> float:
+    """Mean squared error of normalised coordinates (x / W, y / H) over the visible landmarks.
+
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    bool (K,). The mean runs over both coordinates of every visible landmark (2 x K_visible
+    squared differences). A missing prediction (any NaN) is replaced by the image centre
+    ((W - 1) / 2, (H - 1) / 2) in pixel-centre coordinates. No visible landmark gives NaN.
+    """
+    pred, gt, visible = _prepare(pred, gt, visible)
+    if not visible.any():
+        return float("nan")
+    w, h = float(size[0]), float(size[1])
+    pred = pred.copy()
+    missing = ~np.isfinite(pred).all(axis=1)
+    pred[missing] = ((w - 1) / 2, (h - 1) / 2)
+    scale = np.array([w, h])
+    diff = (pred[visible] - gt[visible]) / scale
+    return float(np.mean(diff**2))
