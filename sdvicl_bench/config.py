@@ -240,6 +240,7 @@ class TaskConfig:
     decoder: str = "fgseg"
     prompts: int = 1
     metrics: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # task-specific (palette, fid ...)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the trivial baselines on the same episode, and writes results.json.
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import time
 from dataclasses import dataclass, replace
@@ -79,6 +80,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
         }
     )
     run_dir, resumed = find_or_create_run_dir(Path(cfg.output_dir), cfg.task.name, key)
+    protocol.run_dir = run_dir
     if not (run_dir / "episodes.jsonl").exists():
         write_episodes(run_dir / "episodes.jsonl", episodes)
     (run_dir / "pictures").mkdir(exist_ok=True)
@@ -154,6 +156,7 @@ def _record(
 ) -> dict:
     """One samples.jsonl record: scores, baselines, picture paths, seconds."""
     scored = protocol.score(spec, truth, picture)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.id)  # ids may hold "/" (city/name, wnid/file)
     record = {
         "id": spec.id,
         "query": spec.query,
@@ -162,8 +165,8 @@ def _record(
         "group": protocol.group_of(spec),
         "scores": scored.scores,
         "baselines": scored.baselines,
-        "pred": f"pictures/{spec.id}.pred.png",
-        "gt": f"pictures/{spec.id}.gt.png",
+        "pred": f"pictures/{stem}.pred.png",
+        "gt": f"pictures/{stem}.gt.png",
         "seconds": round(seconds, 4),
         **scored.extra,
     }

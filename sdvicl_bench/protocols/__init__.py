@@ -10,9 +10,22 @@ from sdvicl_bench.protocols.base import Scored, TaskProtocol
 
 
 def _registry() -> dict[str, type[TaskProtocol]]:
+    from sdvicl_bench.protocols.dense import (
+        ColorizationProtocol,
+        EdgesProtocol,
+        KeypointsProtocol,
+        SemsegProtocol,
+    )
     from sdvicl_bench.protocols.pascal import DetProtocol, FgsegProtocol
 
-    return {"fgseg": FgsegProtocol, "det": DetProtocol}
+    return {
+        "fgseg": FgsegProtocol,
+        "det": DetProtocol,
+        "semseg": SemsegProtocol,
+        "keypoints": KeypointsProtocol,
+        "edges": EdgesProtocol,
+        "colorization": ColorizationProtocol,
+    }
 
 
 def task_names() -> list[str]:

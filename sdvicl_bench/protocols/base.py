@@ -8,12 +8,18 @@ modules it calls (data/, tasks/, metrics/) do not import each other.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from sdvicl_bench.config import RunConfig
+from sdvicl_bench.data import retrieval as rt
+from sdvicl_bench.data.pascal import PascalEntry
+from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.report.records import read_episodes
 from sdvicl_bench.sampler.pipeline import Episode
 from sdvicl_bench.types import EpisodeSpec
 
@@ -39,6 +45,7 @@ class TaskProtocol(ABC):
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
+        self.run_dir: Path | None = None  # set by the orchestrator once the folder is known
 
     @abstractmethod
     def episodes(self) -> list[EpisodeSpec]:
@@ -64,3 +71,117 @@ class TaskProtocol(ABC):
         """The breakdown group of an episode (the Pascal-5i fold), or None."""
         fold = spec.meta.get("fold")
         return None if fold is None else str(fold)
+
+
+@dataclass
+class QuerySet:
+    """Queries and the prompt pool they draw from (e.g. one Pascal-5i fold).
+
+    class_of: the class a key shows (`same_class`, `class_filter=query`); fold_of: the
+    breakdown group of a query (None: no breakdown).
+    """
+
+    queries: list[str]
+    pool: list[str]
+    class_of: Callable[[str], int]
+    fold_of: Callable[[str], int | None]
+    id_prefix: str = ""
+
+
+class RetrievalProtocol(TaskProtocol):
+    """Episodes from query sets and a retriever: frozen, one pass, or cycled (`episodes=N`).
+
+    Subclasses give `query_sets()`, `load_image(key)` (what CLIP sees) and `root`.
+    """
+
+    root: Path
+
+    @abstractmethod
+    def query_sets(self) -> list[QuerySet]:
+        """Queries with their prompt pools."""
+
+    @abstractmethod
+    def load_image(self, key: str) -> Image.Image:
+        """The photo a key names (the retriever's input)."""
+
+    def episodes(self) -> list[EpisodeSpec]:
+        cfg = self.cfg
+        if isinstance(cfg.episodes, str):
+            return read_episodes(Path(cfg.episodes))
+        sets = self.query_sets()
+        if cfg.episodes is None:
+            return [ep for qs in sets for ep in self._episodes_of(qs, cfg.seed, "")]
+        if cfg.retrieval.name == "clip_knn":
+            raise ConfigError(
+                f"episodes={cfg.episodes} cycles the queries with new prompt draws, which "
+                "needs a random retriever. Fix: add retrieval=random or retrieval=same_class."
+            )
+        out: list[EpisodeSpec] = []
+        cycle = 0
+        while len(out) < cfg.episodes:  # VP: cycle the val list, drawing anew each cycle
+            suffix = f"-c{cycle}" if cycle else ""
+            for qs in sets:
+                out += self._episodes_of(qs, cfg.seed + cycle, suffix)
+            cycle += 1
+        return out[: cfg.episodes]
+
+    def _episodes_of(self, qs: QuerySet, draw_seed: int, suffix: str) -> list[EpisodeSpec]:
+        prompts = self._retrieve(qs, draw_seed)
+        return [
+            EpisodeSpec(
+                f"{qs.id_prefix}{q}{suffix}",
+                q,
+                tuple(prompts[q]),
+                self.cfg.seed,
+                {"fold": qs.fold_of(q)},
+            )
+            for q in qs.queries
+        ]
+
+    def _retrieve(self, qs: QuerySet, seed: int) -> dict[str, list[str]]:
+        """{query key: n prompt keys} with the configured retriever."""
+        n, name = self.cfg.num_prompts, self.cfg.retrieval.name
+        if name == "random":
+            return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
+        if name == "same_class":
+            entries = [PascalEntry(rt.image_id_of(k), qs.class_of(k)) for k in qs.pool]
+            back = {(e.image_id, e.class_id): k for e, k in zip(entries, qs.pool, strict=True)}
+            out = {}
+            for q in qs.queries:
+                query = PascalEntry(rt.image_id_of(q), qs.class_of(q))
+                picks = rt.retrieve_same_class(query, entries, n, seed)
+                out[q] = [back[(e.image_id, e.class_id)] for e in picks]
+            return out
+        return self._clip_knn(qs, n)
+
+    def _clip_knn(self, qs: QuerySet, n: int) -> dict[str, list[str]]:
+        from sdvicl_bench.data.clip_retrieval import (
+            ClipEmbedder,
+            EmbeddingCache,
+            clip_knn_episodes,
+            knn,
+        )
+
+        r = self.cfg.retrieval
+        embedder = ClipEmbedder.load(r.model_path or r.model_id, revision=r.revision)
+        cache = EmbeddingCache(Path(r.cache_dir).expanduser() / "clip")
+        fingerprint = str(self.root.resolve())
+
+        def embed(keys: list[str]):
+            return cache.get_or_compute(
+                keys,
+                self.load_image,
+                embedder,
+                fingerprint=fingerprint,
+                same_image=rt.image_id_of,
+                batch_size=r.batch_size,
+            )
+
+        q_emb, p_emb = embed(qs.queries), embed(qs.pool)
+        if r.class_filter == "none":
+            return clip_knn_episodes(qs.queries, qs.pool, q_emb, p_emb, n)
+        out = {}
+        for i, q in enumerate(qs.queries):
+            keep = [j for j, k in enumerate(qs.pool) if qs.class_of(k) == qs.class_of(q)]
+            out[q] = knn(q_emb[i], p_emb[keep], [qs.pool[j] for j in keep], n, query_key=q)
+        return out

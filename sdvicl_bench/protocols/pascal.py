@@ -10,8 +10,6 @@ of the query's class and the mean of folds; baselines all-black and copy of B.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from sdvicl_bench.config import RunConfig
 from sdvicl_bench.data import retrieval as rt
 from sdvicl_bench.data.demo import make_demo_voc
 from sdvicl_bench.data.pascal import (
-    PascalEntry,
     VOCDataset,
     file_sha256,
     fold_of_class,
@@ -36,28 +33,16 @@ from sdvicl_bench.data.voc_det import (
     parse_annotation,
     single_object_entries,
 )
-from sdvicl_bench.errors import ConfigError, DataError
+from sdvicl_bench.errors import DataError
 from sdvicl_bench.metrics.iou import foreground_iou
-from sdvicl_bench.protocols.base import Scored, TaskProtocol
-from sdvicl_bench.report.records import read_episodes
+from sdvicl_bench.protocols.base import QuerySet, RetrievalProtocol, Scored
 from sdvicl_bench.sampler.pipeline import Episode
 from sdvicl_bench.tasks import det, fgseg
 from sdvicl_bench.types import EpisodeSpec
 
 
-@dataclass
-class QuerySet:
-    """Queries and the prompt pool they draw from (one Pascal-5i fold, or all of det)."""
-
-    queries: list[str]
-    pool: list[str]
-    class_of: Callable[[str], int]
-    fold_of: Callable[[str], int]
-    id_prefix: str = ""
-
-
-class PascalProtocol(TaskProtocol):
-    """Shared by fgseg and det: the VOC root, retrieval, cycling, frozen episodes."""
+class PascalProtocol(RetrievalProtocol):
+    """Shared by fgseg and det: the VOC root, pictures, IoU scoring."""
 
     metrics = ("iou",)
     baselines = ("black", "copy_b")
@@ -76,9 +61,8 @@ class PascalProtocol(TaskProtocol):
         self.root = root
         self.voc = VOCDataset(root)
 
-    # -- what subclasses define
-    def query_sets(self) -> list[QuerySet]:
-        raise NotImplementedError
+    def load_image(self, key: str) -> Image.Image:
+        return self.voc.image(rt.image_id_of(key))
 
     def target_picture(self, key: str) -> Image.Image:
         """B for a pool key (and the GT picture for a query key)."""
@@ -89,89 +73,6 @@ class PascalProtocol(TaskProtocol):
 
     def decode(self, picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
         raise NotImplementedError
-
-    # -- episodes
-    def episodes(self) -> list[EpisodeSpec]:
-        cfg = self.cfg
-        if isinstance(cfg.episodes, str):
-            return read_episodes(Path(cfg.episodes))
-        sets = self.query_sets()
-        if cfg.episodes is None:
-            return [ep for qs in sets for ep in self._episodes_of(qs, cfg.seed, "")]
-        if cfg.retrieval.name == "clip_knn":
-            raise ConfigError(
-                f"episodes={cfg.episodes} cycles the queries with new prompt draws, which "
-                "needs a random retriever. Fix: add retrieval=random or retrieval=same_class."
-            )
-        out: list[EpisodeSpec] = []
-        cycle = 0
-        while len(out) < cfg.episodes:  # VP: cycle the val list, drawing anew each cycle
-            suffix = f"-c{cycle}" if cycle else ""
-            for qs in sets:
-                out += self._episodes_of(qs, cfg.seed + cycle, suffix)
-            cycle += 1
-        return out[: cfg.episodes]
-
-    def _episodes_of(self, qs: QuerySet, draw_seed: int, suffix: str) -> list[EpisodeSpec]:
-        prompts = self._retrieve(qs, draw_seed)
-        return [
-            EpisodeSpec(
-                f"{qs.id_prefix}{q}{suffix}",
-                q,
-                tuple(prompts[q]),
-                self.cfg.seed,
-                {"fold": qs.fold_of(q)},
-            )
-            for q in qs.queries
-        ]
-
-    def _retrieve(self, qs: QuerySet, seed: int) -> dict[str, list[str]]:
-        """{query key: n prompt keys} with the configured retriever."""
-        n, name = self.cfg.num_prompts, self.cfg.retrieval.name
-        if name == "random":
-            return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
-        if name == "same_class":
-            entries = [PascalEntry(rt.image_id_of(k), qs.class_of(k)) for k in qs.pool]
-            back = {(e.image_id, e.class_id): k for e, k in zip(entries, qs.pool, strict=True)}
-            out = {}
-            for q in qs.queries:
-                query = PascalEntry(rt.image_id_of(q), qs.class_of(q))
-                picks = rt.retrieve_same_class(query, entries, n, seed)
-                out[q] = [back[(e.image_id, e.class_id)] for e in picks]
-            return out
-        return self._clip_knn(qs, n)
-
-    def _clip_knn(self, qs: QuerySet, n: int) -> dict[str, list[str]]:
-        from sdvicl_bench.data.clip_retrieval import (
-            ClipEmbedder,
-            EmbeddingCache,
-            clip_knn_episodes,
-            knn,
-        )
-
-        r = self.cfg.retrieval
-        embedder = ClipEmbedder.load(r.model_path or r.model_id, revision=r.revision)
-        cache = EmbeddingCache(Path(r.cache_dir).expanduser() / "clip")
-        fingerprint = str(self.root.resolve())
-
-        def embed(keys: list[str]):
-            return cache.get_or_compute(
-                keys,
-                lambda k: self.voc.image(rt.image_id_of(k)),
-                embedder,
-                fingerprint=fingerprint,
-                same_image=rt.image_id_of,
-                batch_size=r.batch_size,
-            )
-
-        q_emb, p_emb = embed(qs.queries), embed(qs.pool)
-        if r.class_filter == "none":
-            return clip_knn_episodes(qs.queries, qs.pool, q_emb, p_emb, n)
-        out = {}
-        for i, q in enumerate(qs.queries):
-            keep = [j for j, k in enumerate(qs.pool) if qs.class_of(k) == qs.class_of(q)]
-            out[q] = knn(q_emb[i], p_emb[keep], [qs.pool[j] for j in keep], n, query_key=q)
-        return out
 
     # -- sampler inputs and scores
     def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:

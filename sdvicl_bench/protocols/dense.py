@@ -1,0 +1,373 @@
+"""Protocols of the other four tasks (TASKS.md 3-6): Cityscapes semantic segmentation,
+DeepFashion keypoints, edges (VOC + Canny) and ImageNet colorization.
+
+Each follows the Pascal pattern: a dataset root (written by the demo generator for
+`data=demo`), query and pool keys, a retriever, GT pictures, a decoder back to the image's
+own size, per-sample metrics and trivial baselines; semseg and colorization add set-level
+metrics (one confusion matrix over all episodes; FID over all pictures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sdvicl_bench.config import RunConfig
+from sdvicl_bench.data.cityscapes import NUM_CLASSES, CityscapesDataset
+from sdvicl_bench.data.deepfashion import CLOTHES_TYPES, FLDDataset, make_demo_fld
+from sdvicl_bench.data.demo import make_demo_voc
+from sdvicl_bench.data.demo_cityscapes import make_demo_cityscapes
+from sdvicl_bench.data.imagenet import (
+    ImageFolderDataset,
+    grey,
+    make_demo_imagenet,
+    sample_queries,
+)
+from sdvicl_bench.data.pascal import VOCDataset
+from sdvicl_bench.data.voc_det import read_image_set
+from sdvicl_bench.errors import DataError
+from sdvicl_bench.metrics import confusion
+from sdvicl_bench.metrics.keypoints import normalized_mse, pck
+from sdvicl_bench.metrics.mse import mse, mse_vp
+from sdvicl_bench.protocols.base import QuerySet, RetrievalProtocol, Scored
+from sdvicl_bench.sampler.pipeline import Episode
+from sdvicl_bench.tasks import colorization, edges, keypoints, semseg
+from sdvicl_bench.types import EpisodeSpec
+
+
+def _dataset_root(cfg: RunConfig, make_demo) -> Path:
+    root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
+    if cfg.data.name == "demo":
+        make_demo(root)
+    if not root.is_dir():
+        raise DataError(
+            f"Dataset root not found: {root}. Fix: put the {cfg.task.dataset} data there (see "
+            f"README, task {cfg.task.name}), pass data.root=<folder holding "
+            f"{cfg.task.root_subdir}/>, or try data=demo."
+        )
+    return root
+
+
+def _size(arr: np.ndarray) -> tuple[int, int]:
+    return arr.shape[1], arr.shape[0]
+
+
+def _sparse(conf: np.ndarray) -> list[list[int]]:
+    """Nonzero entries [gt, pred, count] of a confusion matrix (compact in samples.jsonl)."""
+    rows, cols = np.nonzero(conf)
+    return [[int(r), int(c), int(conf[r, c])] for r, c in zip(rows, cols, strict=True)]
+
+
+def _dense(entries: list[list[int]]) -> np.ndarray:
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), dtype=np.int64)
+    for r, c, n in entries:
+        conf[r, c] += n
+    return conf
+
+
+# ----------------------------------------------------------------------------- semseg
+
+
+class SemsegProtocol(RetrievalProtocol):
+    """Cityscapes (TASKS.md 3): val queries, train prompts, palette pictures, dataset mIoU."""
+
+    dataset_metrics = ("miou", "accuracy")
+    baselines = ("black", "copy_b")
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.root = _dataset_root(cfg, make_demo_cityscapes)
+        self.city = CityscapesDataset(self.root)
+        self.palette = str(cfg.task.options.get("palette", "official"))
+
+    @staticmethod
+    def _split(key: str) -> tuple[str, str]:
+        split, _, image_id = key.partition("/")
+        return split, image_id
+
+    def load_image(self, key: str) -> Image.Image:
+        split, image_id = self._split(key)
+        return self.city.image(image_id, split)
+
+    def labels(self, key: str) -> np.ndarray:
+        split, image_id = self._split(key)
+        return self.city.train_ids(image_id, split)
+
+    def query_sets(self) -> list[QuerySet]:
+        t = self.cfg.task
+        return [
+            QuerySet(
+                queries=[f"{t.split}/{i}" for i in self.city.ids(t.split)],
+                pool=[f"{t.prompt_pool}/{i}" for i in self.city.ids(t.prompt_pool)],
+                class_of=lambda _k: 0,
+                fold_of=lambda _k: None,
+            )
+        ]
+
+    def key_inputs(self) -> dict[str, Any]:
+        return {"palette": self.palette}
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        episode = Episode(
+            prompts=[self.load_image(k) for k in spec.prompts],
+            targets=[semseg.render_gt(self.labels(k), self.palette) for k in spec.prompts],
+            query=self.load_image(spec.query),
+            seed=spec.seed,
+            prompt_ids=list(spec.prompts),
+            target_ids=[f"{k}#gt-{self.palette}" for k in spec.prompts],
+            query_id=spec.query,
+        )
+        return episode, {"labels": self.labels(spec.query), "b": episode.targets[0]}
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        gt = truth["labels"]
+        size = _size(gt)
+        preds = {
+            None: semseg.decode(picture, size, self.palette),
+            "black": np.full_like(gt, 255),
+            "copy_b": semseg.decode(truth["b"], size, self.palette),
+        }
+        confs = {k: _sparse(confusion.confusion_matrix(p, gt)) for k, p in preds.items()}
+        return Scored(
+            scores={},
+            baselines={"black": {}, "copy_b": {}},
+            gt_picture=semseg.render_gt(gt, self.palette),
+            extra={"confusion": {str(k): v for k, v in confs.items()}},
+        )
+
+    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
+        conf = sum(
+            (_dense(s["confusion"][str(baseline)]) for s in samples),
+            np.zeros((NUM_CLASSES, NUM_CLASSES + 1), dtype=np.int64),
+        )
+        return confusion.miou(conf) if name == "miou" else confusion.pixel_accuracy(conf)
+
+
+# ----------------------------------------------------------------------------- keypoints
+
+
+class KeypointsProtocol(RetrievalProtocol):
+    """DeepFashion FLD (TASKS.md 4): test queries, train prompts, PCK@0.1 and normalised MSE.
+
+    Breakdown by clothes type; `same_class` draws prompts of the query's clothes type.
+    """
+
+    metrics = ("pck", "mse")
+    baselines = ("black", "copy_b")
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.root = _dataset_root(cfg, make_demo_fld)
+        self.fld = FLDDataset(self.root)
+        self.by_image = {r.image: r for r in self.fld.all_records()}
+
+    def load_image(self, key: str) -> Image.Image:
+        return self.fld.image(self.by_image[key])
+
+    def query_sets(self) -> list[QuerySet]:
+        t = self.cfg.task
+        return [
+            QuerySet(
+                queries=[r.image for r in self.fld.records(t.split)],
+                pool=[r.image for r in self.fld.records(t.prompt_pool)],
+                class_of=lambda k: self.by_image[k].clothes_type,
+                fold_of=lambda k: CLOTHES_TYPES[self.by_image[k].clothes_type],
+            )
+        ]
+
+    def key_inputs(self) -> dict[str, Any]:
+        return {}
+
+    def gt_picture(self, key: str) -> Image.Image:
+        record = self.by_image[key]
+        return keypoints.render_gt(record, self.load_image(key).size)
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        episode = Episode(
+            prompts=[self.load_image(k) for k in spec.prompts],
+            targets=[self.gt_picture(k) for k in spec.prompts],
+            query=self.load_image(spec.query),
+            seed=spec.seed,
+            prompt_ids=list(spec.prompts),
+            target_ids=[f"{k}#gt" for k in spec.prompts],
+            query_id=spec.query,
+        )
+        return episode, {
+            "record": self.by_image[spec.query],
+            "b": episode.targets[0],
+            "size": episode.query.size,
+        }
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        record, size = truth["record"], truth["size"]
+        vis = record.visible
+
+        def scores(pred: np.ndarray) -> dict[str, float]:
+            return {
+                "pck": pck(pred, record.xy, vis, size),
+                "mse": normalized_mse(pred, record.xy, vis, size),
+            }
+
+        missing = np.full_like(record.xy, np.nan)
+        return Scored(
+            scores=scores(keypoints.decode(picture, record.names, size)),
+            baselines={
+                "black": scores(missing),
+                "copy_b": scores(keypoints.decode(truth["b"], record.names, size)),
+            },
+            gt_picture=keypoints.render_gt(record, size),
+        )
+
+
+# ----------------------------------------------------------------------------- edges
+
+
+class EdgesProtocol(RetrievalProtocol):
+    """Edges (TASKS.md 5): VOC val queries, train prompts, Canny GT (sigma 2), per-image MSE."""
+
+    metrics = ("mse",)
+    baselines = ("black", "copy_b")
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.root = _dataset_root(cfg, make_demo_voc)
+        self.voc = VOCDataset(self.root)
+
+    def load_image(self, key: str) -> Image.Image:
+        return self.voc.image(key)
+
+    def query_sets(self) -> list[QuerySet]:
+        t = self.cfg.task
+        return [
+            QuerySet(
+                queries=read_image_set(self.root, t.split),
+                pool=read_image_set(self.root, t.prompt_pool),
+                class_of=lambda _k: 0,
+                fold_of=lambda _k: None,
+            )
+        ]
+
+    def key_inputs(self) -> dict[str, Any]:
+        return {}
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        episode = Episode(
+            prompts=[self.load_image(k) for k in spec.prompts],
+            targets=[edges.render_gt(edges.canny_edges(self.load_image(k))) for k in spec.prompts],
+            query=self.load_image(spec.query),
+            seed=spec.seed,
+            prompt_ids=list(spec.prompts),
+            target_ids=[f"{k}#canny" for k in spec.prompts],
+            query_id=spec.query,
+        )
+        gt = edges.canny_edges(episode.query).astype(np.float32)
+        return episode, {"edges": gt, "b": episode.targets[0]}
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        gt = truth["edges"]
+        size = _size(gt)
+        return Scored(
+            scores={"mse": mse(edges.decode(picture, size), gt)},
+            baselines={
+                "black": {"mse": mse(np.zeros_like(gt), gt)},
+                "copy_b": {"mse": mse(edges.decode(truth["b"], size), gt)},
+            },
+            gt_picture=edges.render_gt(gt > 0.5),
+        )
+
+
+# ----------------------------------------------------------------------------- colorization
+
+
+class ColorizationProtocol(RetrievalProtocol):
+    """Colorization (TASKS.md 6): seeded ImageNet val queries shown grey, colour GT.
+
+    A_i is the grey prompt, B_i its colour image; retrieval sees grey pictures only (the
+    query's colours are what is asked). mse / mse_vp per image; FID over all pictures.
+    """
+
+    metrics = ("mse", "mse_vp")
+    dataset_metrics = ("fid",)
+    baselines = ("black", "copy_b", "grey")
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.root = _dataset_root(cfg, make_demo_imagenet)
+        self.folder = ImageFolderDataset(self.root)
+        self.fid_weights = cfg.task.options.get("fid_weights")
+        if cfg.task.options.get("fid", True):
+            from sdvicl_bench.metrics.fid import resolve_weights
+
+            self.fid_weights = resolve_weights(self.fid_weights)  # fail before the run, not after
+        self.run_dir: Path | None = None
+
+    def load_image(self, key: str) -> Image.Image:
+        return grey(self.folder.image(key))
+
+    def query_sets(self) -> list[QuerySet]:
+        ids = self.folder.ids()
+        count = int(self.cfg.task.options.get("queries", 1000))
+        return [
+            QuerySet(
+                queries=sample_queries(ids, count=count, seed=self.cfg.seed),
+                pool=ids,
+                class_of=ImageFolderDataset.label,
+                fold_of=lambda _k: None,
+            )
+        ]
+
+    def key_inputs(self) -> dict[str, Any]:
+        return {"images": len(self.folder.ids())}
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        colour = self.folder.image(spec.query)
+        episode = Episode(
+            prompts=[self.load_image(k) for k in spec.prompts],
+            targets=[self.folder.image(k) for k in spec.prompts],
+            query=colorization.query_picture(colour),
+            seed=spec.seed,
+            prompt_ids=[f"{k}#grey" for k in spec.prompts],
+            target_ids=list(spec.prompts),
+            query_id=f"{spec.query}#grey",
+        )
+        return episode, {"colour": colour, "b": episode.targets[0]}
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        colour = truth["colour"]
+        gt = np.asarray(colour, dtype=np.float32) / 255.0
+        size = colour.size
+
+        def scores(pred: np.ndarray) -> dict[str, float]:
+            return {"mse": mse(pred, gt), "mse_vp": mse_vp(pred, gt)}
+
+        grey_query = np.asarray(grey(colour), dtype=np.float32) / 255.0
+        return Scored(
+            scores=scores(colorization.decode(picture, size)),
+            baselines={
+                "black": scores(np.zeros_like(gt)),
+                "copy_b": scores(colorization.decode(truth["b"], size)),
+                "grey": scores(grey_query),
+            },
+            gt_picture=colorization.render_gt(colour),
+        )
+
+    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
+        """FID of the predictions (or of the grey-query baseline) against the GT pictures."""
+        if not self.cfg.task.options.get("fid", True) or self.run_dir is None:
+            return float("nan")
+        if baseline not in (None, "grey"):
+            return float("nan")  # black and copy-of-B pictures are not kept
+        from sdvicl_bench.metrics.fid import fid_score
+
+        def load(rel: str, as_grey: bool = False) -> np.ndarray:
+            im = Image.open(self.run_dir / rel).convert("RGB")
+            return np.asarray(grey(im) if as_grey else im, dtype=np.float32) / 255.0
+
+        targets = [load(s["gt"]) for s in samples]
+        preds = [load(s["gt"], True) if baseline else load(s["pred"]) for s in samples]
+        if len(samples) < 2:
+            return float("nan")
+        return fid_score(preds, targets, weights=self.fid_weights)

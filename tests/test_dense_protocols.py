@@ -1,0 +1,88 @@
+"""semseg, keypoints and edges end to end on demo data with the tiny model: recorded
+scores recompute from the saved pictures, baselines appear, set-level mIoU is one matrix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from sdvicl_bench.cli import app
+from sdvicl_bench.metrics import confusion
+from sdvicl_bench.metrics.keypoints import normalized_mse, pck
+from sdvicl_bench.metrics.mse import mse
+from sdvicl_bench.tasks import edges, keypoints, semseg
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_task(workdir, *args):
+    result = runner.invoke(app, ["run", *args, "debug=smoke", "limit=3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    run_dir = workdir / result.stdout.strip().splitlines()[-1]
+    samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert len(samples) == 3 and results["n"] == 3
+    return run_dir, samples, results
+
+
+def test_semseg_dataset_miou_recomputes(workdir):
+    run_dir, samples, results = run_task(workdir, "task=semseg", "task.options.palette=spread")
+    conf = np.zeros((19, 20), dtype=np.int64)
+    for s in samples:
+        gt_pic = Image.open(run_dir / s["gt"])
+        gt = semseg.decode(gt_pic, gt_pic.size, "spread")
+        pred = semseg.decode(Image.open(run_dir / s["pred"]), gt_pic.size, "spread")
+        conf += confusion.confusion_matrix(pred, gt)
+    assert results["metrics"]["miou"]["overall"]["mean"] == pytest.approx(confusion.miou(conf))
+    acc = results["metrics"]["accuracy"]["overall"]["mean"]
+    assert acc == pytest.approx(confusion.pixel_accuracy(conf))
+    assert set(results["baselines"]) == {"black", "copy_b"}
+    assert results["baselines"]["black"]["accuracy"]["overall"]["mean"] == 0.0
+
+
+def test_keypoints_scores_recompute(workdir):
+    from sdvicl_bench.data.deepfashion import FLDDataset
+
+    run_dir, samples, results = run_task(workdir, "task=keypoints")
+    fld = FLDDataset(workdir / "data" / "demo" / "deepfashion")
+    records = {r.image: r for r in fld.all_records()}
+    for s in samples:
+        rec = records[s["query"]]
+        size = fld.image(rec).size
+        pred = keypoints.decode(Image.open(run_dir / s["pred"]), rec.names, size)
+        assert s["scores"]["pck"] == pytest.approx(
+            pck(pred, rec.xy, rec.visible, size), nan_ok=True
+        )
+        want = normalized_mse(pred, rec.xy, rec.visible, size)
+        assert s["scores"]["mse"] == pytest.approx(want, nan_ok=True)
+        assert s["baselines"]["black"]["pck"] in (0.0,) or np.isnan(s["baselines"]["black"]["pck"])
+        assert s["group"] in {"upper", "lower", "full"}
+    assert set(results["baselines"]) == {"black", "copy_b"}
+
+
+def test_edges_scores_recompute(workdir):
+    run_dir, samples, results = run_task(workdir, "task=edges")
+    for s in samples:
+        gt = edges.grey_level(Image.open(run_dir / s["gt"]))
+        pred = edges.decode(Image.open(run_dir / s["pred"]), (gt.shape[1], gt.shape[0]))
+        assert s["scores"]["mse"] == pytest.approx(mse(pred, gt), rel=1e-6)
+        assert s["baselines"]["black"]["mse"] == pytest.approx(float(gt.mean()), rel=1e-6)
+    assert set(results["baselines"]) == {"black", "copy_b"}
+
+
+@pytest.mark.parametrize("task", ["semseg", "keypoints", "edges"])
+def test_missing_root_is_one_line_exit_2(workdir, task):
+    result = runner.invoke(app, ["run", f"task={task}", "model=tiny", "data.root=/no/such"])
+    assert result.exit_code == 2
+    lines = [x for x in result.output.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "not found" in lines[0] and "Traceback" not in result.output
