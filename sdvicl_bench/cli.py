@@ -319,6 +319,25 @@ def tables(
         typer.echo(str(path))
 
 
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench merge results/runs/fgseg/*-3f2a9c1b7e44\n\n"
+        "  (after a SLURM array of: sdvicl-bench run task=fgseg shard=$SLURM_ARRAY_TASK_ID/8)"
+    )
+)
+@user_errors
+def merge(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders of one run (same key)")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Merge the shards of one run (same key) into the first folder; results.json anew."""
+    from sdvicl_bench import evaluate
+
+    outcome = evaluate.merge(list(run_dirs), quiet=quiet, console=console)
+    typer.echo(str(outcome.run_dir))
+
+
 @app.command(name="ls", epilog="Example:\n\n  sdvicl-bench ls")
 @user_errors
 def list_things() -> None:

@@ -287,6 +287,7 @@ class RunConfig:
     output_dir: str = "results/runs"
     save_pictures: bool = True
     experiment: dict[str, Any] | None = None  # set by experiment=<name>; read by `reproduce`
+    shard: str | None = None  # "i/K": this process runs episodes i, i+K, ... (see sharding.py)
 
     @property
     def num_prompts(self) -> int:

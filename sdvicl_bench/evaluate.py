@@ -7,8 +7,10 @@ the trivial baselines on the same episode, and writes results.json.
 
 from __future__ import annotations
 
+import json
 import platform
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, replace
@@ -30,12 +32,14 @@ from rich.progress import (
 from rich.table import Table
 
 import sdvicl_bench
+from sdvicl_bench import sharding
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.metrics.iou import mean_with_ci
 from sdvicl_bench.protocols import TaskProtocol, make_protocol
 from sdvicl_bench.report.records import (
     SampleWriter,
     find_or_create_run_dir,
+    read_episodes,
     read_samples,
     run_key,
     write_episodes,
@@ -79,38 +83,128 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
             "prompts": cfg.num_prompts,
         }
     )
+    shard = sharding.resolve_shard(cfg.shard)
+    sharding.start(shard)
+    if not shard.leader:  # under torchrun the leader creates the folder first
+        sharding.barrier(shard)
     run_dir, resumed = find_or_create_run_dir(Path(cfg.output_dir), cfg.task.name, key)
     protocol.run_dir = run_dir
     if not (run_dir / "episodes.jsonl").exists():
         write_episodes(run_dir / "episodes.jsonl", episodes)
+        write_json(run_dir / "run.json", {"key": key, "config": to_dict(cfg)})
     (run_dir / "pictures").mkdir(exist_ok=True)
+    if shard.leader:
+        sharding.barrier(shard)
 
-    # 3. What is left: episodes within `limit` with no finished sample.
+    # 3. What is left: this shard's episodes within `limit` with no finished sample.
     selected = episodes[: cfg.limit] if cfg.limit else episodes
-    done = {s["id"] for s in read_samples(run_dir / "samples.jsonl")}
-    todo = [e for e in selected if e.id not in done]
+    done = {s["id"] for s in read_run_samples(run_dir)}
+    todo = [e for i, e in enumerate(selected) if shard.take(i) and e.id not in done]
 
     started = time.perf_counter()
-    device = "n/a"
+    device, unet_calls = "n/a", 0
     if todo:
         model = load_model(cfg.model)
         device = _device_name(model.device)
         sampler = Sampler(model, cfg.sampler)
-        _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console)
+        _run_episodes(cfg, protocol, sampler, todo, run_dir / shard.samples_name, quiet, console)
+        unet_calls = sampler.unet_calls
     elapsed = time.perf_counter() - started
 
-    # 4. Aggregate everything finished within `limit` and write results.json.
-    samples = [
-        s for s in read_samples(run_dir / "samples.jsonl") if s["id"] in {e.id for e in selected}
-    ]
+    # 4. Aggregate everything finished within `limit` and write results.json (after all
+    #    ranks under torchrun, whose leader merges the shard files into samples.jsonl).
+    sharding.barrier(shard)
+    if shard.distributed and shard.leader:
+        merge_samples(run_dir, selected)
+    samples = _selected_samples(run_dir, selected)
     results = _results(cfg, protocol, key, samples, device, elapsed, len(todo))
-    write_json(run_dir / "results.json", results)
-    if not quiet:
+    results["timing"]["unet_calls_this_session"] = unet_calls
+    if shard.leader or not shard.distributed:
+        write_json(run_dir / "results.json", results)
+    sharding.barrier(shard)
+    sharding.finish(shard)
+    if not quiet and (shard.leader or not shard.distributed):
         print_summary(results, run_dir, console)
     return RunOutcome(run_dir, results, resumed, len(todo))
 
 
-def _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console) -> None:
+def _selected_samples(run_dir: Path, selected: list[EpisodeSpec]) -> list[dict]:
+    """Finished samples of the selected episodes, in episode order, one per id."""
+    by_id = {s["id"]: s for s in read_run_samples(run_dir)}
+    return [by_id[e.id] for e in selected if e.id in by_id]
+
+
+def read_run_samples(run_dir: Path) -> list[dict]:
+    """Samples from samples.jsonl and every shard file of a run folder."""
+    out = []
+    for path in sorted(run_dir.glob("samples*.jsonl")):
+        out += read_samples(path)
+    return out
+
+
+def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> None:
+    """Fold the shard files (and any copies from other folders) into samples.jsonl, in
+    episode order, one record per episode id; then remove the shard files."""
+    by_id = {s["id"]: s for s in read_run_samples(run_dir)}
+    order = [e.id for e in episodes if e.id in by_id]
+    order += sorted(set(by_id) - set(order))
+    tmp = run_dir / "samples.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(by_id[i]) + "\n" for i in order))
+    tmp.replace(run_dir / "samples.jsonl")
+    shards = run_dir / "shards"  # kept for the record: which process ran which episode
+    for path in run_dir.glob("samples.shard*.jsonl"):
+        shards.mkdir(exist_ok=True)
+        path.replace(shards / path.name)
+
+
+def merge(
+    run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
+) -> RunOutcome:
+    """Merge run folders of one key (shards of a SLURM array) into the first; results.json anew."""
+    from sdvicl_bench.config import from_dict
+    from sdvicl_bench.errors import DataError
+
+    console = console or Console(stderr=True)
+    infos = []
+    for d in run_dirs:
+        if not (d / "run.json").is_file():
+            raise DataError(
+                f"{d} is not a run folder (no run.json). "
+                "Fix: pass folders under results/runs/<task>/."
+            )
+        infos.append(json.loads((d / "run.json").read_text()))
+    keys = {i["key"] for i in infos}
+    if len(keys) != 1:
+        raise DataError(
+            f"Run folders of different runs (keys {', '.join(sorted(keys))}). "
+            "Fix: merge shards of one run only."
+        )
+    target = run_dirs[0]
+    for other in run_dirs[1:]:
+        if other.resolve() == target.resolve():
+            continue
+        for path in other.glob("samples*.jsonl"):
+            shutil.copyfile(path, target / f"{path.stem}.from-{other.name}.jsonl")
+        for pic in (other / "pictures").glob("*"):
+            if not (target / "pictures" / pic.name).exists():
+                shutil.copyfile(pic, target / "pictures" / pic.name)
+    cfg = from_dict(RunConfig, {k: v for k, v in infos[0]["config"].items()})
+    episodes = read_episodes(target / "episodes.jsonl")
+    selected = episodes[: cfg.limit] if cfg.limit else episodes
+    merge_samples(target, episodes)
+    for path in target.glob("samples.*.from-*.jsonl"):
+        path.unlink()
+    protocol = make_protocol(cfg)
+    protocol.run_dir = target
+    samples = _selected_samples(target, selected)
+    results = _results(cfg, protocol, infos[0]["key"], samples, "merged", 0.0, 0)
+    write_json(target / "results.json", results)
+    if not quiet:
+        print_summary(results, target, console)
+    return RunOutcome(target, results, True, 0)
+
+
+def _run_episodes(cfg, protocol, sampler, todo, samples_path, quiet, console) -> None:
     """Sample, decode, score and record `todo` in batches of `batch_episodes`."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -124,7 +218,8 @@ def _run_episodes(cfg, protocol, sampler, todo, run_dir, quiet, console) -> None
         disable=quiet or not console.is_terminal,  # plain log lines instead (below)
     )
     batch_size = cfg.sampler.batch_episodes
-    with progress, SampleWriter(run_dir / "samples.jsonl") as writer:
+    run_dir = samples_path.parent
+    with progress, SampleWriter(samples_path) as writer:
         bar = progress.add_task(cfg.task.name, total=len(todo), rate="")
         t0 = time.perf_counter()
         for start in range(0, len(todo), batch_size):

@@ -1,0 +1,500 @@
+"""Result tables rebuilt from run folders alone (ARCHITECTURE.md rule 5; TASKS.md section 8).
+
+A pure function of the `results.json` files: no model, no data set, no optional dependency
+(Markdown and LaTeX are formatted by hand; pandas' own writers would need tabulate/jinja2).
+
+The table is in long format, one row per (task, method, metric), with the columns
+
+    task, method, metric, value, ci, folds, n, prompts, note, source, scale
+
+- `value`: the mean, already multiplied by the metric's `scale` (100 for IoU-like metrics,
+  so it reads in points); NaN where there is none (printed "n/a").
+- `ci`: the 95% bootstrap interval "[low, high]" (scaled, formatted); "" for set-level
+  metrics and references.
+- `folds`: per-fold means "a / b / c / d" (scaled, formatted) where the task has folds;
+  the references' own per-fold numbers where they state them.
+- `n`: episodes the mean is over (the metric's finite count); empty for references.
+- `prompts`: n prompt pairs per episode; for references, the prompts of the source (empty
+  where the source does not state it: printed "n/a", note "prompts not stated").
+- `note`: "random weights" (model is not sd15), "prompts inferred", "protocol differs",
+  or the text of a relative claim.
+- `source`: "ours", "baseline" or "reference".
+- `scale`: the factor applied to `value` (kept for formatting: 2 decimals where it is not 1,
+  4 significant digits otherwise). Not printed.
+
+Rows are ordered by task (fgseg, det, semseg, keypoints, edges, colorization, then any other
+task alphabetically), then ours (runs sorted by model, prompts, retrieval, folder), then the
+baselines of each run in that order, then the references. Within a row group, metrics keep
+the order of results.json (the task YAML's order).
+
+Methods: "SD-VICL (<model>, n=<prompts>, <retrieval>)" for a run, "baseline: <name>" for
+its baselines, the reference's `source` for an absolute reference. Where two rows of a task
+would carry the same method and metric (e.g. ablation runs, or the same baseline under
+several runs), the config values that differ among those runs are appended,
+"SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)", or the run key when nothing
+differs.
+
+Relative claims (TASKS.md section 8: keypoints, edges, and the paper's deltas elsewhere)
+have no absolute number: each is one row, method "paper: relative claim", value n/a, the
+claim in `note`. A task with neither references nor claims gets one row "reference: none
+known" with value n/a.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sdvicl_bench.errors import DataError
+from sdvicl_bench.report.reference import reference_numbers, references_for
+
+TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
+COLUMNS = (
+    "task",
+    "method",
+    "metric",
+    "value",
+    "ci",
+    "folds",
+    "n",
+    "prompts",
+    "note",
+    "source",
+    "scale",
+)
+# Printed columns and their headers (Markdown and LaTeX).
+PRINTED = (
+    ("task", "task"),
+    ("method", "method"),
+    ("metric", "metric"),
+    ("value", "value"),
+    ("ci", "95% CI"),
+    ("folds", "folds"),
+    ("n", "n"),
+    ("prompts", "prompts"),
+    ("note", "note"),
+    ("source", "source"),
+)
+RELATIVE_METHOD = "paper: relative claim"
+NONE_METHOD = "reference: none known"
+# Config leaves that never change a number: not used to tell runs apart.
+_IGNORED_LEAVES = ("output_dir", "save_pictures", "experiment", "shard", "limit")
+_IGNORED_SUFFIXES = ("device", "batch_episodes", "batch_size", "cache_dir", "chunk_size")
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+
+
+def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """The results.json of each run folder under `paths`, each with `run_dir` added.
+
+    A path may be a run folder, a results.json file, or a folder holding run folders at any
+    depth. Each run is read once (by resolved path), in sorted path order. Raises DataError
+    (one line) where a path is missing, holds no results.json, or one is unreadable.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise DataError(
+                f"Run folder not found: {path}. Fix: pass a run folder or a folder of them "
+                "(e.g. results/runs)."
+            )
+        if path.is_file():
+            found = [path]
+        elif (path / "results.json").is_file():
+            found = [path / "results.json"]
+        else:
+            found = sorted(path.rglob("results.json"))
+        if not found:
+            raise DataError(
+                f"No results.json under {path}. Fix: run `sdvicl-bench run ...` first or "
+                "pass the folder that holds the runs."
+            )
+        files += found
+    seen: set[Path] = set()
+    runs = []
+    for file in sorted(files, key=lambda f: str(f.resolve())):
+        resolved = file.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        runs.append(_read_run(file))
+    return runs
+
+
+def _read_run(file: Path) -> dict[str, Any]:
+    """One results.json, checked for the keys the tables need."""
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"Unreadable results file {file}: {reason}. Fix: rerun the run "
+            "(it rewrites results.json) or remove the folder."
+        ) from exc
+    missing = [
+        k
+        for k in ("task", "n", "metrics", "baselines", "config")
+        if not isinstance(data, dict) or k not in data
+    ]
+    if missing:
+        raise DataError(
+            f"{file} is not a run's results.json (missing {', '.join(missing)}). "
+            "Fix: rerun the run or remove the folder."
+        )
+    data["run_dir"] = str(file.parent)
+    return data
+
+
+# ---------------------------------------------------------------------------------------
+# Building
+
+
+def build_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """The long-format table of `runs` (see the module docstring for columns and order)."""
+    tasks = sorted({r["task"] for r in runs}, key=_task_rank)
+    rows: list[dict[str, Any]] = []
+    for task in tasks:
+        task_runs = sorted((r for r in runs if r["task"] == task), key=_run_sort_key)
+        ours: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        baselines: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for run in task_runs:
+            ours += [(run, row) for row in _run_rows(run)]
+            baselines += [(run, row) for row in _baseline_rows(run)]
+        _disambiguate(ours)
+        _disambiguate(baselines)
+        rows += [row for _, row in ours] + [row for _, row in baselines]
+        rows += _reference_rows(task, task_runs)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["n"] = df["n"].astype("Int64")
+    df["prompts"] = df["prompts"].astype("Int64")
+    df["value"] = df["value"].astype(float)
+    df["scale"] = df["scale"].astype(float)
+    return df
+
+
+def _task_rank(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
+def _prompts_of(run: dict[str, Any]) -> int | None:
+    cfg = run["config"]
+    prompts = cfg.get("prompts")
+    return prompts if prompts is not None else (cfg.get("task") or {}).get("prompts")
+
+
+def _model_of(run: dict[str, Any]) -> str:
+    return str((run["config"].get("model") or {}).get("name", "?"))
+
+
+def _retrieval_of(run: dict[str, Any]) -> str:
+    return str((run["config"].get("retrieval") or {}).get("name", "?"))
+
+
+def _run_sort_key(run: dict[str, Any]) -> tuple[str, int, str, str]:
+    return (_model_of(run), _prompts_of(run) or 0, _retrieval_of(run), run.get("run_dir", ""))
+
+
+def _metric_specs(run: dict[str, Any]) -> dict[str, Any]:
+    return (run["config"].get("task") or {}).get("metrics") or {}
+
+
+def _scale(run: dict[str, Any], metric: str) -> float:
+    spec = _metric_specs(run).get(metric) or {}
+    return float(spec.get("scale", 1))
+
+
+def _blocks_rows(
+    run: dict[str, Any], blocks: dict[str, Any], method: str, source: str, note: str
+) -> list[dict[str, Any]]:
+    """One row per metric of a {metric: {"overall", "per_fold"?, ...}} block."""
+    rows = []
+    for metric, block in blocks.items():
+        scale = _scale(run, metric)
+        overall = block.get("overall") or {}
+        mean = _num(overall.get("mean"))
+        low, high = _num(overall.get("low")), _num(overall.get("high"))
+        ci = ""
+        if not math.isnan(low) and not math.isnan(high):
+            ci = f"[{format_number(scale * low, scale)}, {format_number(scale * high, scale)}]"
+        per_fold = block.get("per_fold") or {}
+        folds = " / ".join(
+            format_number(scale * _num(per_fold[g].get("mean")), scale)
+            for g in sorted(per_fold, key=_fold_rank)
+        )
+        n = overall.get("n", run.get("n"))
+        rows.append(
+            {
+                "task": run["task"],
+                "method": method,
+                "metric": metric,
+                "value": scale * mean,
+                "ci": ci,
+                "folds": folds,
+                "n": n,
+                "prompts": _prompts_of(run),
+                "note": note,
+                "source": source,
+                "scale": scale,
+            }
+        )
+    return rows
+
+
+def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    method = f"SD-VICL ({_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)})"
+    note = "" if _model_of(run) == "sd15" else "random weights"
+    return _blocks_rows(run, run["metrics"], method, "ours", note)
+
+
+def _baseline_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, blocks in run["baselines"].items():
+        rows += _blocks_rows(run, blocks, f"baseline: {name}", "baseline", "")
+    return rows
+
+
+def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task's absolute references, then one row per relative claim (value n/a)."""
+    info = reference_numbers().get(task) or {}
+    metric = info.get("metric") or (next(iter(task_runs[0]["metrics"]), "") if task_runs else "")
+    scale = _scale(task_runs[0], metric) if task_runs else 1.0
+    base = {"task": task, "metric": metric, "ci": "", "n": None, "source": "reference"}
+    rows = []
+    for entry in references_for(task):
+        if "value" not in entry:
+            continue
+        notes = []
+        if entry.get("prompts") is None:
+            notes.append("prompts not stated")
+        elif entry.get("prompts_inferred"):
+            notes.append("prompts inferred")
+        if entry.get("protocol_differs"):
+            notes.append("protocol differs")
+        folds = " / ".join(format_number(float(v), scale) for v in entry.get("folds") or [])
+        rows.append(
+            {
+                **base,
+                "method": str(entry["source"]),
+                "value": _num(entry["value"]),
+                "folds": folds,
+                "prompts": entry.get("prompts"),
+                "note": "; ".join(notes),
+                "scale": scale,
+            }
+        )
+    for claim in info.get("relative") or []:
+        rows.append(
+            {
+                **base,
+                "method": RELATIVE_METHOD,
+                "value": float("nan"),
+                "folds": "",
+                "prompts": None,
+                "note": str(claim),
+                "scale": scale,
+            }
+        )
+    if not rows:
+        rows.append(
+            {
+                **base,
+                "method": NONE_METHOD,
+                "value": float("nan"),
+                "folds": "",
+                "prompts": None,
+                "note": "",
+                "scale": scale,
+            }
+        )
+    return rows
+
+
+def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Append what tells runs apart to methods that repeat within one metric (in place)."""
+    groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for run, row in pairs:
+        groups.setdefault((row["method"], row["metric"]), []).append((run, row))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        flats = [_flatten(run["config"]) for run, _ in members]
+        keys = sorted(set().union(*flats))
+        differing = [
+            k
+            for k in keys
+            if not _ignored(k) and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1
+        ]
+        for (run, row), flat in zip(members, flats, strict=True):
+            if differing:
+                extra = ", ".join(f"{k}={flat.get(k)}" for k in differing)
+            else:
+                extra = str(run.get("key") or Path(run.get("run_dir", "")).name)
+            label = row["method"]
+            if label.endswith(")") and label.startswith("SD-VICL ("):
+                row["method"] = f"{label[:-1]}; {extra})"
+            else:
+                row["method"] = f"{label} ({extra})"
+
+
+def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(cfg, dict):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: cfg}
+
+
+def _ignored(key: str) -> bool:
+    return key.split(".")[0] in _IGNORED_LEAVES or key.endswith(_IGNORED_SUFFIXES)
+
+
+def _fold_rank(group: str) -> tuple[int, Any]:
+    try:
+        return (0, int(group))
+    except (TypeError, ValueError):
+        return (1, str(group))
+
+
+def _num(value: Any) -> float:
+    """A float, NaN for None or anything not numeric."""
+    if value is None or isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting
+
+
+def format_number(value: Any, scale: float = 1.0) -> str:
+    """2 decimals for scaled metrics (scale != 1), 4 significant digits otherwise; n/a."""
+    v = _num(value)
+    if math.isnan(v):
+        return "n/a"
+    return f"{v:.2f}" if scale != 1 else f"{v:.4g}"
+
+
+def _cells(df: pd.DataFrame) -> list[list[str]]:
+    """The printed cells of each row, as strings."""
+    out = []
+    for row in df.itertuples(index=False):
+        r = row._asdict()
+        cells = []
+        for col, _ in PRINTED:
+            value = r[col]
+            if col == "value":
+                cells.append(format_number(value, r["scale"]))
+            elif col == "prompts":
+                cells.append("n/a" if pd.isna(value) else str(int(value)))
+            elif col == "n":
+                cells.append("" if pd.isna(value) else str(int(value)))
+            else:
+                cells.append(
+                    ""
+                    if value is None or (isinstance(value, float) and math.isnan(value))
+                    else str(value)
+                )
+        out.append(cells)
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A Markdown pipe table of the printed columns (numbers right-aligned)."""
+    right = {"value", "n", "prompts"}
+    header = "| " + " | ".join(h for _, h in PRINTED) + " |"
+    rule = "|" + "|".join("---:" if c in right else "---" for c, _ in PRINTED) + "|"
+    lines = [header, rule]
+    for cells in _cells(df):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    """CSV of every column with full-precision values; "n/a" where a value is missing."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in df.itertuples(index=False):
+        r = row._asdict()
+        cells = []
+        for col in COLUMNS:
+            value = r[col]
+            if col == "value":
+                cells.append("n/a" if math.isnan(value) else repr(float(value)))
+            elif col in ("n", "prompts"):
+                cells.append("" if pd.isna(value) else str(int(value)))
+            elif col == "scale":
+                cells.append(f"{value:g}")
+            else:
+                cells.append("" if value is None else str(value))
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(df: pd.DataFrame) -> str:
+    """A LaTeX tabular (no packages needed) of the printed columns."""
+    right = {"value", "n", "prompts"}
+    spec = "".join("r" if c in right else "l" for c, _ in PRINTED)
+    lines = [
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\hline",
+        " & ".join(latex_escape(h) for _, h in PRINTED) + " \\\\",
+        "\\hline",
+    ]
+    previous = None
+    for cells, task in zip(_cells(df), df["task"], strict=True):
+        if previous is not None and task != previous:
+            lines.append("\\hline")
+        previous = task
+        lines.append(" & ".join(latex_escape(c) for c in cells) + " \\\\")
+    lines += ["\\hline", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(runs_paths: list[Path], out_dir: Path) -> list[Path]:
+    """Write tables.md, tables.csv and tables.tex (all tasks) into `out_dir`; their paths."""
+    df = build_table(load_runs([Path(p) for p in runs_paths]))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, render in (
+        ("tables.md", to_markdown),
+        ("tables.csv", to_csv),
+        ("tables.tex", to_latex),
+    ):
+        path = out_dir / name
+        path.write_text(render(df))
+        written.append(path)
+    return written
