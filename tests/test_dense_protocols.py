@@ -86,3 +86,27 @@ def test_missing_root_is_one_line_exit_2(workdir, task):
     assert result.exit_code == 2
     lines = [x for x in result.output.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and "not found" in lines[0] and "Traceback" not in result.output
+
+
+def test_colorization_scores_and_baselines(workdir):
+    from sdvicl_bench.metrics.fid import default_weights_path
+    from sdvicl_bench.metrics.mse import mse_vp
+
+    fid = default_weights_path() is not None
+    run_dir, samples, results = run_task(workdir, "task=colorization", f"task.options.fid={fid}")
+    for s in samples:
+        gt = np.asarray(Image.open(run_dir / s["gt"]).convert("RGB"), dtype=np.float32) / 255
+        pred = np.asarray(
+            Image.open(run_dir / s["pred"]).convert("RGB").resize(
+                (gt.shape[1], gt.shape[0]), Image.Resampling.BICUBIC
+            ),
+            dtype=np.float32,
+        ) / 255
+        assert s["scores"]["mse_vp"] == pytest.approx(mse_vp(pred, gt), rel=0.05)
+        grey = gt @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        assert s["baselines"]["grey"]["mse"] == pytest.approx(
+            float(((grey[..., None] - gt) ** 2).mean()), rel=0.05
+        )
+    assert set(results["baselines"]) == {"black", "copy_b", "grey"}
+    value = results["metrics"]["fid"]["overall"]["mean"]
+    assert (value > 0) if fid else np.isnan(value)
