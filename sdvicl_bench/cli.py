@@ -199,6 +199,13 @@ def _ablate(component: str, overrides: list[str], quiet: bool) -> tuple[Path, li
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{component}-{first.results['key']}.md"
     path.write_text(ablations.comparison_markdown(component, rows))
+    if first.results["n"]:
+        from sdvicl_bench.report.grids import compare_grid
+
+        _, protocol = evaluate.protocol_of(first.run_dir)
+        load_pictures, _ = evaluate._grid_loaders(protocol)
+        labels = [label for label, _ in rows]
+        compare_grid(dirs, labels, load_pictures, out=path.with_suffix(".png"))
     return path, dirs
 
 
@@ -336,6 +343,21 @@ def merge(
 
     outcome = evaluate.merge(list(run_dirs), quiet=quiet, console=console)
     typer.echo(str(outcome.run_dir))
+
+
+@app.command(
+    epilog="Example:\n\n  sdvicl-bench grid results/runs/fgseg/20261126-101500-3f2a9c1b7e44"
+)
+@user_errors
+def grid(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder")],
+    limit: Annotated[int, typer.Option(help="episodes (rows)")] = 8,
+) -> None:
+    """Picture grid of a run: A.. | B.. | C | prediction | decoded | GT, with scores."""
+    from sdvicl_bench import evaluate
+
+    _, protocol = evaluate.protocol_of(run_dir)
+    typer.echo(str(evaluate.write_grid(protocol, run_dir, limit=limit)))
 
 
 @app.command(name="ls", epilog="Example:\n\n  sdvicl-bench ls")

@@ -123,9 +123,52 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
         write_json(run_dir / "results.json", results)
     sharding.barrier(shard)
     sharding.finish(shard)
+    if cfg.save_pictures and samples and (shard.leader or not shard.distributed):
+        write_grid(protocol, run_dir)
     if not quiet and (shard.leader or not shard.distributed):
         print_summary(results, run_dir, console)
     return RunOutcome(run_dir, results, resumed, len(todo))
+
+
+def _grid_loaders(protocol: TaskProtocol):
+    """(load_pictures, decoded) for report.grids: A, B, C from the protocol; the decoded
+    prediction drawn by the protocol from the same sample's truth."""
+    last: dict[str, Any] = {}
+
+    def load_pictures(sample: dict):
+        spec = EpisodeSpec(sample["id"], sample["query"], tuple(sample["prompts"]), sample["seed"])
+        episode, truth = protocol.sampler_input(spec)
+        last["truth"] = truth
+        return list(episode.prompts), list(episode.targets), episode.query
+
+    def decoded(picture: Image.Image, _size) -> Image.Image:
+        return protocol.visualize(picture, last["truth"])
+
+    return load_pictures, decoded
+
+
+def write_grid(protocol: TaskProtocol, run_dir: Path, limit: int = 8) -> Path:
+    """grid.png of the first episodes: A.. | B.. | C | prediction | decoded | GT, with scores."""
+    from sdvicl_bench.report.grids import run_grid
+
+    load_pictures, decoded = _grid_loaders(protocol)
+    return run_grid(run_dir, load_pictures=load_pictures, decoded=decoded, limit=limit)
+
+
+def protocol_of(run_dir: Path) -> tuple[RunConfig, TaskProtocol]:
+    """The config and protocol a run folder was made with (from its run.json)."""
+    from sdvicl_bench.config import from_dict
+    from sdvicl_bench.errors import DataError
+
+    if not (run_dir / "run.json").is_file():
+        raise DataError(
+            f"{run_dir} is not a run folder (no run.json). "
+            "Fix: pass a folder under results/runs/<task>/."
+        )
+    cfg = from_dict(RunConfig, json.loads((run_dir / "run.json").read_text())["config"])
+    protocol = make_protocol(cfg)
+    protocol.run_dir = run_dir
+    return cfg, protocol
 
 
 def _selected_samples(run_dir: Path, selected: list[EpisodeSpec]) -> list[dict]:
@@ -161,7 +204,6 @@ def merge(
     run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
 ) -> RunOutcome:
     """Merge run folders of one key (shards of a SLURM array) into the first; results.json anew."""
-    from sdvicl_bench.config import from_dict
     from sdvicl_bench.errors import DataError
 
     console = console or Console(stderr=True)
@@ -188,14 +230,12 @@ def merge(
         for pic in (other / "pictures").glob("*"):
             if not (target / "pictures" / pic.name).exists():
                 shutil.copyfile(pic, target / "pictures" / pic.name)
-    cfg = from_dict(RunConfig, {k: v for k, v in infos[0]["config"].items()})
+    cfg, protocol = protocol_of(target)
     episodes = read_episodes(target / "episodes.jsonl")
     selected = episodes[: cfg.limit] if cfg.limit else episodes
     merge_samples(target, episodes)
     for path in target.glob("samples.*.from-*.jsonl"):
         path.unlink()
-    protocol = make_protocol(cfg)
-    protocol.run_dir = target
     samples = _selected_samples(target, selected)
     results = _results(cfg, protocol, infos[0]["key"], samples, "merged", 0.0, 0)
     write_json(target / "results.json", results)

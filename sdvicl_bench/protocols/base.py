@@ -63,6 +63,10 @@ class TaskProtocol(ABC):
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         """Decode the raw prediction picture at the query's own size and score it."""
 
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        """The decoded prediction drawn as a picture at the query's size (for grids)."""
+        return picture
+
     def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
         """A set-level metric over samples.jsonl records (ours, or a baseline's)."""
         raise NotImplementedError(name)

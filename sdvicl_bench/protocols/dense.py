@@ -122,6 +122,10 @@ class SemsegProtocol(RetrievalProtocol):
         )
         return episode, {"labels": self.labels(spec.query), "b": episode.targets[0]}
 
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        labels = semseg.decode(picture, _size(truth["labels"]), self.palette)
+        return semseg.render_gt(labels, self.palette)
+
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["labels"]
         size = _size(gt)
@@ -201,6 +205,12 @@ class KeypointsProtocol(RetrievalProtocol):
             "size": episode.query.size,
         }
 
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        record, size = truth["record"], truth["size"]
+        points = keypoints.decode(picture, record.names, size)
+        found = {n: p for n, p in zip(record.names, points, strict=True) if not np.isnan(p).any()}
+        return keypoints.render_gt(found, size)
+
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         record, size = truth["record"], truth["size"]
         vis = record.visible
@@ -265,6 +275,10 @@ class EdgesProtocol(RetrievalProtocol):
         )
         gt = edges.canny_edges(episode.query).astype(np.float32)
         return episode, {"edges": gt, "b": episode.targets[0]}
+
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        grey_map = edges.decode(picture, _size(truth["edges"]))
+        return Image.fromarray((grey_map * 255).round().astype(np.uint8)).convert("RGB")
 
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["edges"]
@@ -334,6 +348,10 @@ class ColorizationProtocol(RetrievalProtocol):
             query_id=f"{spec.query}#grey",
         )
         return episode, {"colour": colour, "b": episode.targets[0]}
+
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        rgb = colorization.decode(picture, truth["colour"].size)
+        return Image.fromarray((rgb * 255).round().astype(np.uint8))
 
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         colour = truth["colour"]

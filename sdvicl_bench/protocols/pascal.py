@@ -88,6 +88,10 @@ class PascalProtocol(RetrievalProtocol):
         truth = {"mask": self.truth_mask(spec.query), "b": episode.targets[0]}
         return episode, truth
 
+    def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
+        gt = truth["mask"]
+        return fgseg.render_gt(self.decode(picture, (gt.shape[1], gt.shape[0])))
+
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["mask"]
         size = (gt.shape[1], gt.shape[0])

@@ -31,13 +31,13 @@ Methods: "SD-VICL (<model>, n=<prompts>, <retrieval>)" for a run, "baseline: <na
 its baselines, the reference's `source` for an absolute reference. Where two rows of a task
 would carry the same method and metric (e.g. ablation runs, or the same baseline under
 several runs), the config values that differ among those runs are appended,
-"SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)", or the run key when nothing
-differs.
+"SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)"; baselines first get their
+run's "(sd15, n=5, clip_knn)"; the run key where nothing (or too much) differs.
 
 Relative claims (TASKS.md section 8: keypoints, edges, and the paper's deltas elsewhere)
-have no absolute number: each is one row, method "paper: relative claim", value n/a, the
-claim in `note`. A task with neither references nor claims gets one row "reference: none
-known" with value n/a.
+have no absolute number: each is one row, method "paper: relative claim", metric empty (the
+claim names its own), value n/a, the claim in `note`. A task with neither references nor
+claims gets one row "reference: none known" with value n/a.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
     """The task's absolute references, then one row per relative claim (value n/a)."""
     info = reference_numbers().get(task) or {}
     metric = info.get("metric") or (next(iter(task_runs[0]["metrics"]), "") if task_runs else "")
-    scale = _scale(task_runs[0], metric) if task_runs else 1.0
+    scale = max((_scale(run, metric) for run in task_runs), default=1.0)
     base = {"task": task, "metric": metric, "ci": "", "n": None, "source": "reference"}
     rows = []
     for entry in references_for(task):
@@ -295,6 +295,7 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
         rows.append(
             {
                 **base,
+                "metric": "",  # a claim may be about any metric: its text says which
                 "method": RELATIVE_METHOD,
                 "value": float("nan"),
                 "folds": "",
@@ -319,30 +320,45 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
 
 
 def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-    """Append what tells runs apart to methods that repeat within one metric (in place)."""
-    groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for run, row in pairs:
-        groups.setdefault((row["method"], row["metric"]), []).append((run, row))
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        flats = [_flatten(run["config"]) for run, _ in members]
-        keys = sorted(set().union(*flats))
+    """Append what tells runs apart to methods that repeat within one metric (in place).
+
+    First (baselines) the run's "<model>, n=<prompts>, <retrieval>"; where that still
+    repeats, the config values that differ (at most 3 keys present in every run's config),
+    else the run key.
+    """
+    for group in _repeats(pairs):
+        for run, row in group:
+            if row["source"] == "baseline":
+                context = f"{_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
+                row["method"] = f"{row['method']} ({context})"
+    for group in _repeats(pairs):
+        flats = [_flatten(run["config"]) for run, _ in group]
+        common = set.intersection(*(set(f) for f in flats))
         differing = [
             k
-            for k in keys
-            if not _ignored(k) and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1
+            for k in sorted(common)
+            if not _ignored(k) and len({json.dumps(f[k], sort_keys=True) for f in flats}) > 1
         ]
-        for (run, row), flat in zip(members, flats, strict=True):
-            if differing:
-                extra = ", ".join(f"{k}={flat.get(k)}" for k in differing)
+        for (run, row), flat in zip(group, flats, strict=True):
+            if differing and len(differing) <= 3:
+                extra = ", ".join(f"{k}={flat[k]}" for k in differing)
             else:
-                extra = str(run.get("key") or Path(run.get("run_dir", "")).name)
+                extra = f"run {run.get('key') or Path(run.get('run_dir', '')).name}"
             label = row["method"]
-            if label.endswith(")") and label.startswith("SD-VICL ("):
+            if label.endswith(")"):
                 row["method"] = f"{label[:-1]}; {extra})"
             else:
                 row["method"] = f"{label} ({extra})"
+
+
+def _repeats(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> list[list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Groups of (run, row) whose (method, metric) repeats."""
+    groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for run, row in pairs:
+        groups.setdefault((row["method"], row["metric"]), []).append((run, row))
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
