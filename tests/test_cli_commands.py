@@ -101,6 +101,8 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
             proc.send_signal(signal.SIGKILL)  # a real crash: no cleanup at all
             break
         time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
     proc.wait()
     assert 3 <= done < 10, "the run finished before it could be killed"
     again = subprocess.run(RUN, cwd=killed_dir, env=env, capture_output=True, text=True)

@@ -181,7 +181,7 @@ class BSDSDataset:
             raise DataError(f"BSDS500 ground truth not found: {path}. {_FIX}")
         try:
             contents = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-        except Exception as err:  # noqa: BLE001 - scipy raises many kinds on a bad file
+        except Exception as err:  # scipy raises many kinds on a bad file
             raise DataError(
                 f"{path} is not a readable MATLAB file ({type(err).__name__}). {_FIX}"
             ) from None

@@ -106,9 +106,7 @@ class HubImageDataset:
         """The dataset row of an id; an id not from this dataset is a one-line DataError."""
         parts = image_id.split("/")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise DataError(
-                f"hub image id {image_id!r} is not '<label>/<row index>'. {_FIX_ID}"
-            )
+            raise DataError(f"hub image id {image_id!r} is not '<label>/<row index>'. {_FIX_ID}")
         label, index = int(parts[0]), int(parts[1])
         if index >= len(self._labels) or self._labels[index] != label:
             raise DataError(f"hub image id {image_id!r} is not in {self.name!r}. {_FIX_ID}")
@@ -174,7 +172,7 @@ def load_hub_imagenet(
             revision=revision,
             cache_dir=None if cache_dir is None else str(cache_dir),
         )
-    except Exception as err:  # noqa: BLE001 - hub, network, auth and cache errors vary
+    except Exception as err:  # hub, network, auth, cache errors vary
         raise DataError(
             f"cannot load hub dataset {name!r} split {split!r} "
             f"({type(err).__name__}: {_one_line(str(err))}). {_FIX_HUB}"

@@ -28,7 +28,7 @@ from sdvicl_bench.data.imagenet import (
 )
 from sdvicl_bench.data.pascal import VOCDataset
 from sdvicl_bench.data.voc_det import read_image_set
-from sdvicl_bench.errors import DataError
+from sdvicl_bench.errors import ConfigError, DataError
 from sdvicl_bench.metrics import confusion
 from sdvicl_bench.metrics.keypoints import normalized_mse, pck
 from sdvicl_bench.metrics.mse import mse, mse_vp
@@ -236,49 +236,72 @@ class KeypointsProtocol(RetrievalProtocol):
 
 
 class EdgesProtocol(RetrievalProtocol):
-    """Edges (TASKS.md 5): VOC val queries, train prompts, Canny GT (sigma 2), per-image MSE."""
+    """Edges (TASKS.md 5), MSE on [0, 1] at the image's own size.
+
+    `task.options.source=voc` (default): VOC val queries, train prompts, GT = Canny
+    (scikit-image, sigma 2). `source=bsds500`: BSDS500 test queries, train prompts, GT = the
+    mean of the human boundary maps (data.root holds BSR/).
+    """
 
     metrics = ("mse",)
     baselines = ("black", "copy_b")
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        self.root = _dataset_root(cfg, make_demo_voc)
-        self.voc = VOCDataset(self.root)
+        self.source = str(cfg.task.options.get("source", "voc"))
+        if self.source == "bsds500":
+            from sdvicl_bench.data.bsds import BSDSDataset, make_demo_bsds
+
+            root = Path(cfg.data.root).expanduser()
+            if cfg.data.name == "demo":
+                root = make_demo_bsds(root / "bsds")
+            self.root, self.bsds = root, BSDSDataset(root)
+        elif self.source == "voc":
+            self.root = _dataset_root(cfg, make_demo_voc)
+            self.voc = VOCDataset(self.root)
+        else:
+            raise ConfigError(f"task.options.source={self.source!r}: choose voc or bsds500.")
 
     def load_image(self, key: str) -> Image.Image:
+        if self.source == "bsds500":
+            split, _, image_id = key.partition("/")
+            return self.bsds.image(image_id, split)
         return self.voc.image(key)
+
+    def edge_map(self, key: str) -> np.ndarray:
+        """GT edges float32 (H, W) in [0, 1]."""
+        if self.source == "bsds500":
+            split, _, image_id = key.partition("/")
+            return self.bsds.boundaries(image_id, split)
+        return edges.canny_edges(self.load_image(key)).astype(np.float32)
 
     def query_sets(self) -> list[QuerySet]:
         t = self.cfg.task
-        return [
-            QuerySet(
-                queries=read_image_set(self.root, t.split),
-                pool=read_image_set(self.root, t.prompt_pool),
-                class_of=lambda _k: 0,
-                fold_of=lambda _k: None,
-            )
-        ]
+        if self.source == "bsds500":
+            queries = [f"test/{i}" for i in self.bsds.ids("test")]
+            pool = [f"train/{i}" for i in self.bsds.ids("train")]
+        else:
+            queries = read_image_set(self.root, t.split)
+            pool = read_image_set(self.root, t.prompt_pool)
+        return [QuerySet(queries, pool, class_of=lambda _k: 0, fold_of=lambda _k: None)]
 
     def key_inputs(self) -> dict[str, Any]:
-        return {}
+        return {"source": self.source}
 
     def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
         episode = Episode(
             prompts=[self.load_image(k) for k in spec.prompts],
-            targets=[edges.render_gt(edges.canny_edges(self.load_image(k))) for k in spec.prompts],
+            targets=[_grey_picture(self.edge_map(k)) for k in spec.prompts],
             query=self.load_image(spec.query),
             seed=spec.seed,
             prompt_ids=list(spec.prompts),
-            target_ids=[f"{k}#canny" for k in spec.prompts],
+            target_ids=[f"{k}#edges" for k in spec.prompts],
             query_id=spec.query,
         )
-        gt = edges.canny_edges(episode.query).astype(np.float32)
-        return episode, {"edges": gt, "b": episode.targets[0]}
+        return episode, {"edges": self.edge_map(spec.query), "b": episode.targets[0]}
 
     def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
-        grey_map = edges.decode(picture, _size(truth["edges"]))
-        return Image.fromarray((grey_map * 255).round().astype(np.uint8)).convert("RGB")
+        return _grey_picture(edges.decode(picture, _size(truth["edges"])))
 
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["edges"]
@@ -289,8 +312,13 @@ class EdgesProtocol(RetrievalProtocol):
                 "black": {"mse": mse(np.zeros_like(gt), gt)},
                 "copy_b": {"mse": mse(edges.decode(truth["b"], size), gt)},
             },
-            gt_picture=edges.render_gt(gt > 0.5),
+            gt_picture=_grey_picture(gt),
         )
+
+
+def _grey_picture(grey_map: np.ndarray) -> Image.Image:
+    """A [0, 1] map (H, W) as an RGB picture (white = 1); binary maps stay pure."""
+    return Image.fromarray((np.clip(grey_map, 0, 1) * 255).round().astype(np.uint8)).convert("RGB")
 
 
 # ----------------------------------------------------------------------------- colorization
@@ -309,8 +337,15 @@ class ColorizationProtocol(RetrievalProtocol):
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        self.root = _dataset_root(cfg, make_demo_imagenet)
-        self.folder = ImageFolderDataset(self.root)
+        if cfg.task.options.get("source", "folder") == "hub":  # ImageNet through `datasets`
+            from sdvicl_bench.data.imagenet_hub import load_hub_imagenet
+
+            name = str(cfg.task.options.get("hub_name", "imagenet-1k"))
+            self.root = Path(cfg.data.root).expanduser()
+            self.folder = load_hub_imagenet(name, split="validation")
+        else:
+            self.root = _dataset_root(cfg, make_demo_imagenet)
+            self.folder = ImageFolderDataset(self.root)
         self.fid_weights = cfg.task.options.get("fid_weights")
         if cfg.task.options.get("fid", True):
             from sdvicl_bench.metrics.fid import resolve_weights
@@ -328,7 +363,7 @@ class ColorizationProtocol(RetrievalProtocol):
             QuerySet(
                 queries=sample_queries(ids, count=count, seed=self.cfg.seed),
                 pool=ids,
-                class_of=ImageFolderDataset.label,
+                class_of=type(self.folder).label,
                 fold_of=lambda _k: None,
             )
         ]

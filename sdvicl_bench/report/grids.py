@@ -155,20 +155,24 @@ def _text(
 
 
 def read_run_samples(run_dir: Path) -> list[dict]:
-    """The finished samples of `<run_dir>/samples.jsonl`, read-only (stops at a torn line)."""
-    path = Path(run_dir) / "samples.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder?")
+    """Finished samples of `<run_dir>/samples*.jsonl` (shard files too), read-only: each file
+    is read up to a torn line, which is left for the run's resume to mend."""
+    paths = sorted(Path(run_dir).glob("samples*.jsonl"))
+    if not paths:
+        raise FileNotFoundError(
+            f"{Path(run_dir) / 'samples.jsonl'} not found: is {run_dir} a run folder?"
+        )
     samples = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break
-        if not line.strip():
-            continue
-        try:
-            samples.append(json.loads(line))
-        except ValueError:
-            break
+    for path in paths:
+        for line in path.read_text().splitlines(keepends=True):
+            if not line.endswith("\n"):
+                break
+            if not line.strip():
+                continue
+            try:
+                samples.append(json.loads(line))
+            except ValueError:
+                break
     return samples
 
 
