@@ -411,6 +411,8 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     if results["note"]:
         console.print(f"[bold yellow]Note:[/] {results['note']}")
     console.print(f"Run folder: {run_dir}")
+    if (run_dir / "grid.png").exists():
+        console.print(f"Pictures: {run_dir / 'grid.png'} (A | B | C | prediction | decoded | GT)")
 
 
 def _model_identity(cfg: RunConfig) -> dict[str, Any]:

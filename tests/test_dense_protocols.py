@@ -96,12 +96,15 @@ def test_colorization_scores_and_baselines(workdir):
     run_dir, samples, results = run_task(workdir, "task=colorization", f"task.options.fid={fid}")
     for s in samples:
         gt = np.asarray(Image.open(run_dir / s["gt"]).convert("RGB"), dtype=np.float32) / 255
-        pred = np.asarray(
-            Image.open(run_dir / s["pred"]).convert("RGB").resize(
-                (gt.shape[1], gt.shape[0]), Image.Resampling.BICUBIC
-            ),
-            dtype=np.float32,
-        ) / 255
+        pred = (
+            np.asarray(
+                Image.open(run_dir / s["pred"])
+                .convert("RGB")
+                .resize((gt.shape[1], gt.shape[0]), Image.Resampling.BICUBIC),
+                dtype=np.float32,
+            )
+            / 255
+        )
         assert s["scores"]["mse_vp"] == pytest.approx(mse_vp(pred, gt), rel=0.05)
         grey = gt @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         assert s["baselines"]["grey"]["mse"] == pytest.approx(

@@ -13,8 +13,9 @@ runner = CliRunner()
 
 def test_run_grid_layout_follows_the_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", "task=fgseg", "debug=smoke", "limit=3", "prompts=2",
-                                 "--quiet"])
+    result = runner.invoke(
+        app, ["run", "task=fgseg", "debug=smoke", "limit=3", "prompts=2", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / result.stdout.strip().splitlines()[-1]
     grid = Image.open(run_dir / "grid.png")
