@@ -98,7 +98,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
 
     # 3. What is left: this shard's episodes within `limit` with no finished sample.
     selected = episodes[: cfg.limit] if cfg.limit else episodes
-    done = {s["id"] for s in read_run_samples(run_dir)}
+    done = {s["id"] for s in read_run_samples(run_dir, own=shard.samples_name)}
     todo = [e for i, e in enumerate(selected) if shard.take(i) and e.id not in done]
 
     started = time.perf_counter()
@@ -177,11 +177,15 @@ def _selected_samples(run_dir: Path, selected: list[EpisodeSpec]) -> list[dict]:
     return [by_id[e.id] for e in selected if e.id in by_id]
 
 
-def read_run_samples(run_dir: Path) -> list[dict]:
-    """Samples from samples.jsonl and every shard file of a run folder."""
+def read_run_samples(run_dir: Path, own: str | None = None) -> list[dict]:
+    """Samples from samples.jsonl and every shard file of a run folder.
+
+    Only `own` (this process's sample file) is mended; other shards' files may be in the
+    middle of an append by another process.
+    """
     out = []
     for path in sorted(run_dir.glob("samples*.jsonl")):
-        out += read_samples(path)
+        out += read_samples(path, mend=path.name == own)
     return out
 
 

@@ -73,8 +73,9 @@ def read_episodes(path: Path) -> list[EpisodeSpec]:
     return out
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Finished samples; a torn (unparseable) last line is dropped and the file truncated."""
+def read_samples(path: Path, *, mend: bool = True) -> list[dict[str, Any]]:
+    """Finished samples; a torn (unparseable) last line is dropped and, with `mend`, cut off
+    the file (only the process that appends to a file may mend it)."""
     if not path.exists():
         return []
     raw = path.read_bytes()
@@ -87,7 +88,7 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             break
         good += len(line)
-    if good != len(raw):
+    if mend and good != len(raw):
         with path.open("r+b") as f:
             f.truncate(good)
     return samples
