@@ -113,3 +113,38 @@ def test_colorization_scores_and_baselines(workdir):
     assert set(results["baselines"]) == {"black", "copy_b", "grey"}
     value = results["metrics"]["fid"]["overall"]["mean"]
     assert (value > 0) if fid else np.isnan(value)
+
+
+def test_colorization_from_a_hub_dataset(workdir, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    from sdvicl_bench.data import imagenet_hub
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)) for _ in range(6)]
+    table = datasets.Dataset.from_dict({"image": images, "label": [0, 0, 1, 1, 2, 2]})
+    monkeypatch.setattr(
+        imagenet_hub, "load_hub_imagenet", lambda *a, **k: imagenet_hub.HubImageDataset(table)
+    )
+    run_dir, samples, results = run_task(
+        workdir,
+        "task=colorization",
+        "task.options.source=hub",
+        "task.options.fid=false",
+        "data=real",
+        "retrieval=random",
+    )
+    assert {s["query"].split("/")[0] for s in samples} <= {"0000", "0001", "0002"}
+    assert Image.open(run_dir / samples[0]["gt"]).size == (48, 40)
+
+
+def test_edges_on_bsds500_scores_against_mean_boundaries(workdir):
+    from sdvicl_bench.data.bsds import BSDSDataset
+
+    run_dir, samples, _ = run_task(workdir, "task=edges", "task.options.source=bsds500")
+    bsds = BSDSDataset(workdir / "data" / "demo" / "bsds")
+    for s in samples:
+        split, _, image_id = s["query"].partition("/")
+        gt = bsds.boundaries(image_id, split)
+        pred = edges.decode(Image.open(run_dir / s["pred"]), (gt.shape[1], gt.shape[0]))
+        assert s["scores"]["mse"] == pytest.approx(mse(pred, gt), rel=1e-6)
+        assert split == "test"
