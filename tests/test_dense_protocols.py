@@ -125,7 +125,7 @@ def test_colorization_from_a_hub_dataset(workdir, monkeypatch):
     monkeypatch.setattr(
         imagenet_hub, "load_hub_imagenet", lambda *a, **k: imagenet_hub.HubImageDataset(table)
     )
-    run_dir, samples, results = run_task(
+    run_dir, samples, _ = run_task(
         workdir,
         "task=colorization",
         "task.options.source=hub",
