@@ -40,7 +40,7 @@ from sdvicl_bench.report.records import (
     SampleWriter,
     find_or_create_run_dir,
     read_episodes,
-    read_samples,
+    read_run_samples,
     run_key,
     write_episodes,
     write_json,
@@ -175,18 +175,6 @@ def _selected_samples(run_dir: Path, selected: list[EpisodeSpec]) -> list[dict]:
     """Finished samples of the selected episodes, in episode order, one per id."""
     by_id = {s["id"]: s for s in read_run_samples(run_dir)}
     return [by_id[e.id] for e in selected if e.id in by_id]
-
-
-def read_run_samples(run_dir: Path, own: str | None = None) -> list[dict]:
-    """Samples from samples.jsonl and every shard file of a run folder.
-
-    Only `own` (this process's sample file) is mended; other shards' files may be in the
-    middle of an append by another process.
-    """
-    out = []
-    for path in sorted(run_dir.glob("samples*.jsonl")):
-        out += read_samples(path, mend=path.name == own)
-    return out
 
 
 def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> None:

@@ -24,7 +24,6 @@ boundaries are asked for. Nothing here downloads anything.
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import MARKER
+from sdvicl_bench.data.demo import DemoMarker
 from sdvicl_bench.errors import ConfigError, DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -233,9 +232,8 @@ def make_demo_bsds(
         "per_split": int(per_split),
         "size": [width, height],
     }
-    marker_text = json.dumps(params, sort_keys=True) + "\n"
-    marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == marker_text:
+    marker = DemoMarker(root, params)
+    if marker.current():
         return root
     if per_split < 1:
         raise ConfigError(f"demo per_split={per_split}. Fix: use at least 1.")
@@ -243,7 +241,7 @@ def make_demo_bsds(
         raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (16, 16).")
 
     root.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)
+    marker.clear()
     data = demo_data_dir(root)
     for kind in ("images", "groundTruth"):
         for split in SPLITS:
@@ -266,7 +264,7 @@ def make_demo_bsds(
                 data / "images" / split / f"{name}.jpg", format="JPEG", quality=92
             )
             (data / "groundTruth" / split / f"{name}.mat").write_bytes(_mat_bytes(segmentations))
-    marker.write_text(marker_text, encoding="utf-8")
+    marker.write()
     return root
 
 

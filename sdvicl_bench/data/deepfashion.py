@@ -21,7 +21,6 @@ here is what reads it. Nothing here downloads anything.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
+from sdvicl_bench.data.demo import DemoMarker
 from sdvicl_bench.errors import ConfigError, DataError
 
 LANDMARK_NAMES: dict[int, tuple[str, ...]] = {
@@ -235,7 +235,6 @@ class FLDDataset:
 
 DEMO_VERSION = 1
 """Bump when the generator's output changes, so old demo folders are rewritten."""
-MARKER = ".demo_complete"
 MIN_DEMO_IMAGES = 16
 """With fewer images the test split would hold under 2 images of some clothes type."""
 
@@ -292,9 +291,8 @@ def make_demo_fld(
         "num_images": int(num_images),
         "size": [width, height],
     }
-    marker_text = json.dumps(params, sort_keys=True) + "\n"
-    marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == marker_text:
+    marker = DemoMarker(root, params)
+    if marker.current():
         return root
     if num_images < MIN_DEMO_IMAGES:
         raise ConfigError(
@@ -304,7 +302,7 @@ def make_demo_fld(
     if width < 48 or height < 48:
         raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (48, 48).")
 
-    marker.unlink(missing_ok=True)
+    marker.clear()
     img_dir = root / "Img" / "img"
     img_dir.mkdir(parents=True, exist_ok=True)
     for old in sorted(img_dir.glob("demo_*")):
@@ -342,7 +340,7 @@ def make_demo_fld(
     _write(
         root / PARTITION_FILE, [str(num_images), "image_name evaluation_status", *partition_rows]
     )
-    marker.write_text(marker_text, encoding="utf-8")
+    marker.write()
     return root
 
 

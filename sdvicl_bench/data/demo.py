@@ -40,6 +40,29 @@ DEMO_VERSION = 1
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 
 MARKER = ".demo_complete"
+
+
+class DemoMarker:
+    """`<root>/.demo_complete`: the JSON parameters a demo writer finished with.
+
+    Writers check `current()` first (same parameters: nothing to do), `clear()` it before
+    rewriting, and `write()` it last, so an interrupted write is redone on the next call.
+    """
+
+    def __init__(self, root: Path, params: dict) -> None:
+        self.path = Path(root) / MARKER
+        self.text = json.dumps(params, sort_keys=True) + "\n"
+
+    def current(self) -> bool:
+        return self.path.is_file() and self.path.read_text(encoding="utf-8") == self.text
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def write(self) -> None:
+        self.path.write_text(self.text, encoding="utf-8")
+
+
 MIN_ENTRIES_PER_CLASS = 2
 """Each class appears in at least this many images of each split (checked on the plan)."""
 
@@ -75,9 +98,8 @@ def make_demo_voc(
         "num_images": int(num_images),
         "size": [width, height],
     }
-    marker_text = json.dumps(params, sort_keys=True) + "\n"
-    marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == marker_text:
+    marker = DemoMarker(root, params)
+    if marker.current():
         return root
     if num_images < min_demo_images():
         raise ConfigError(
@@ -90,7 +112,7 @@ def make_demo_voc(
     seeds = np.random.SeedSequence(int(seed)).spawn(num_images + 1)
     plan = _plan(num_images, np.random.default_rng(seeds[0]))
     dirs = {name: root / name for name in ("JPEGImages", "SegmentationClassAug", "Annotations")}
-    marker.unlink(missing_ok=True)
+    marker.clear()
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)
         for old in sorted(folder.glob("demo_*")):
@@ -128,7 +150,7 @@ def make_demo_voc(
             path = root / "splits" / "pascal5i" / split / f"fold{fold}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_lines(path, lines)
-    marker.write_text(marker_text, encoding="utf-8")
+    marker.write()
     return root
 
 

@@ -16,7 +16,6 @@ data. Images alternate between the split's two cities.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import MARKER
+from sdvicl_bench.data.demo import DemoMarker
 from sdvicl_bench.errors import ConfigError
 
 DEMO_VERSION = 1
@@ -82,9 +81,8 @@ def make_demo_cityscapes(
         "num_val": int(num_val),
         "size": [width, height],
     }
-    marker_text = json.dumps(params, sort_keys=True) + "\n"
-    marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == marker_text:
+    marker = DemoMarker(root, params)
+    if marker.current():
         return root
     if num_train < 1 or num_val < 1:
         raise ConfigError(
@@ -94,7 +92,7 @@ def make_demo_cityscapes(
     if width < 64 or height < 32:
         raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (64, 32).")
 
-    marker.unlink(missing_ok=True)
+    marker.clear()
     counts = {"train": int(num_train), "val": int(num_val)}
     seeds = iter(np.random.SeedSequence(int(seed)).spawn(num_train + num_val))
     for split, cities in CITIES.items():
@@ -114,7 +112,7 @@ def make_demo_cityscapes(
             Image.fromarray(labels, mode="L").save(
                 root / "gtFine" / split / city / f"{name}_gtFine_labelIds.png"
             )
-    marker.write_text(marker_text, encoding="utf-8")
+    marker.write()
     return root
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import MARKER
+from sdvicl_bench.data.demo import DemoMarker
 from sdvicl_bench.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".png"})
@@ -177,9 +176,8 @@ def make_demo_imagenet(
         "per_class": int(per_class),
         "size": [width, height],
     }
-    marker_text = json.dumps(params, sort_keys=True) + "\n"
-    marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == marker_text:
+    marker = DemoMarker(root, params)
+    if marker.current():
         return root
     if classes < 1 or per_class < 1:
         raise ConfigError(
@@ -189,7 +187,7 @@ def make_demo_imagenet(
         raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (16, 16).")
 
     root.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)
+    marker.clear()
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and _DEMO_FOLDER.match(folder.name):
             for old in sorted(folder.iterdir()):
@@ -211,7 +209,7 @@ def make_demo_imagenet(
             Image.fromarray(pixels, mode="RGB").save(
                 folder / f"ILSVRC2012_val_{number:08d}.JPEG", format="JPEG", quality=92
             )
-    marker.write_text(marker_text, encoding="utf-8")
+    marker.write()
     return root
 
 

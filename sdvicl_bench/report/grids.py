@@ -8,7 +8,6 @@ pictures of a sample, is a callable supplied by the caller.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from sdvicl_bench.report import records
 
 GAP = 2
 """Pixels between columns and between rows."""
@@ -155,25 +156,13 @@ def _text(
 
 
 def read_run_samples(run_dir: Path) -> list[dict]:
-    """Finished samples of `<run_dir>/samples*.jsonl` (shard files too), read-only: each file
-    is read up to a torn line, which is left for the run's resume to mend."""
-    paths = sorted(Path(run_dir).glob("samples*.jsonl"))
-    if not paths:
+    """Finished samples of a run folder (shard files too), read-only: a torn line is left for
+    the run's resume to mend."""
+    if not any(Path(run_dir).glob("samples*.jsonl")):
         raise FileNotFoundError(
             f"{Path(run_dir) / 'samples.jsonl'} not found: is {run_dir} a run folder?"
         )
-    samples = []
-    for path in paths:
-        for line in path.read_text().splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break
-            if not line.strip():
-                continue
-            try:
-                samples.append(json.loads(line))
-            except ValueError:
-                break
-    return samples
+    return records.read_run_samples(Path(run_dir))
 
 
 def load_run_picture(run_dir: Path, rel: str | None) -> Image.Image | None:

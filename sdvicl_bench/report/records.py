@@ -94,6 +94,18 @@ def read_samples(path: Path, *, mend: bool = True) -> list[dict[str, Any]]:
     return samples
 
 
+def read_run_samples(run_dir: Path, own: str | None = None) -> list[dict[str, Any]]:
+    """Samples from samples.jsonl and every shard file of a run folder.
+
+    Only `own` (this process's sample file) is mended; other shards' files may be in the
+    middle of an append by another process.
+    """
+    out = []
+    for path in sorted(run_dir.glob("samples*.jsonl")):
+        out += read_samples(path, mend=path.name == own)
+    return out
+
+
 class SampleWriter:
     """Appends one JSON line per finished episode, flushed and fsynced."""
 
