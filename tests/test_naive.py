@@ -3,14 +3,11 @@ image-pass counts, one step's noise predictions and the final latents."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor
-from PIL import Image
 
 from sdvicl_bench.config import AttentionConfig, SamplerConfig, SwapGuidanceConfig
-from sdvicl_bench.sampler.models import build_tiny
 from sdvicl_bench.sampler.naive import (
     NaiveAttnProcessor,
     NaiveSampler,
@@ -19,39 +16,14 @@ from sdvicl_bench.sampler.naive import (
     naive_processors,
 )
 from sdvicl_bench.sampler.pipeline import Episode, Sampler
+from tests.helpers import SIZE, episode, rel
 
-SIZE, STEPS = 64, 4
+STEPS = 4
 NO_SWAP = SwapGuidanceConfig(enabled=False)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_tiny(seed=0)
-
-
-def picture(seed: int, binary: bool = False) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    if binary:
-        arr = np.zeros((SIZE, SIZE, 3), np.uint8)
-        x, y = rng.integers(8, 40, 2)
-        arr[y : y + 20, x : x + 20] = 255
-        return Image.fromarray(arr)
-    base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-    return Image.fromarray(base).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
-
-
-def episode(n: int, seed: int = 0) -> Episode:
-    prompts = [picture(100 + j) for j in range(n)]
-    targets = [picture(200 + j, binary=True) for j in range(n)]
-    return Episode(prompts, targets, picture(300), seed=seed)
 
 
 def cfg(**kw) -> SamplerConfig:
     return SamplerConfig(**{"steps": STEPS, "resolution": SIZE, **kw})
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 def latents(sampler: Sampler, ep: Episode) -> torch.Tensor:

@@ -16,7 +16,6 @@ from sdvicl_bench.sampler.attention import (
     vicl_attention,
     vicl_processors,
 )
-from sdvicl_bench.sampler.models import build_tiny
 
 HEADS, DIM, TOKENS = 4, 32, 16
 
@@ -105,11 +104,6 @@ def test_outside_step_window_is_stock(attn):
         diff = (proc(attn, x) - stock(attn, x)).abs().max()
         assert (diff > 1e-3) == modified, step
     assert ctl.modified_calls["x"] == 2
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_tiny(seed=0)
 
 
 def unet_eps(model, x):

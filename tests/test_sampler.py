@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sdvicl_bench.config import AdaINConfig, AttentionConfig, SamplerConfig, SwapGuidanceConfig
 from sdvicl_bench.sampler.guidance import adain, swap_weight
@@ -19,32 +17,9 @@ from sdvicl_bench.sampler.inversion import (
     regenerate,
     sample_trajectory,
 )
-from sdvicl_bench.sampler.models import build_tiny, make_scheduler
+from sdvicl_bench.sampler.models import make_scheduler
 from sdvicl_bench.sampler.pipeline import Episode, Sampler, picture_tensor
-
-SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_tiny(seed=0)
-
-
-def picture(seed: int, binary: bool = False) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    if binary:
-        arr = np.zeros((SIZE, SIZE, 3), np.uint8)
-        x, y = rng.integers(8, 40, 2)
-        arr[y : y + 20, x : x + 20] = 255
-        return Image.fromarray(arr)
-    base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-    return Image.fromarray(base).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
-
-
-def episode(n=1, seed=0, offset=0, **kw) -> Episode:
-    prompts = [picture(100 + offset + j) for j in range(n)]
-    targets = [picture(200 + offset + j, binary=True) for j in range(n)]
-    return Episode(prompts, targets, picture(300 + offset), seed=seed, **kw)
+from tests.helpers import SIZE, episode, picture, rel
 
 
 def cfg(**kw) -> SamplerConfig:
@@ -55,10 +30,6 @@ def cfg(**kw) -> SamplerConfig:
 
 def final_latents(model, config, episodes):
     return [r.latents for r in Sampler(model, config).run(episodes, return_latents=True)]
-
-
-def rel(a, b):
-    return float((a - b).norm() / b.norm())
 
 
 # ---------------------------------------------------------------------- step and inversion

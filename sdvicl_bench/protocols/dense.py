@@ -291,7 +291,7 @@ class EdgesProtocol(RetrievalProtocol):
     def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
         episode = Episode(
             prompts=[self.load_image(k) for k in spec.prompts],
-            targets=[_grey_picture(self.edge_map(k)) for k in spec.prompts],
+            targets=[edges.render_gt(self.edge_map(k)) for k in spec.prompts],
             query=self.load_image(spec.query),
             seed=spec.seed,
             prompt_ids=list(spec.prompts),
@@ -301,7 +301,7 @@ class EdgesProtocol(RetrievalProtocol):
         return episode, {"edges": self.edge_map(spec.query), "b": episode.targets[0]}
 
     def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
-        return _grey_picture(edges.decode(picture, _size(truth["edges"])))
+        return edges.render_gt(edges.decode(picture, _size(truth["edges"])))
 
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["edges"]
@@ -312,13 +312,8 @@ class EdgesProtocol(RetrievalProtocol):
                 "black": {"mse": mse(np.zeros_like(gt), gt)},
                 "copy_b": {"mse": mse(edges.decode(truth["b"], size), gt)},
             },
-            gt_picture=_grey_picture(gt),
+            gt_picture=edges.render_gt(gt),
         )
-
-
-def _grey_picture(grey_map: np.ndarray) -> Image.Image:
-    """A [0, 1] map (H, W) as an RGB picture (white = 1); binary maps stay pure."""
-    return Image.fromarray((np.clip(grey_map, 0, 1) * 255).round().astype(np.uint8)).convert("RGB")
 
 
 # ----------------------------------------------------------------------------- colorization

@@ -41,12 +41,13 @@ def canny_edges(image: Image.Image) -> np.ndarray:
 
 
 def render_gt(edges: np.ndarray) -> Image.Image:
-    """RGB picture of an edge map: bool (H, W) -> PIL RGB (W, H), edges white on black."""
+    """RGB picture of an edge map (H, W): bool (edges white on black) or float in [0, 1]
+    (grey level, e.g. BSDS500's mean of the human maps) -> PIL RGB (W, H)."""
     edges = np.asarray(edges)
     if edges.ndim != 2:
         raise ValueError(f"edges must be 2-D (H, W), got shape {edges.shape}")
-    grey = np.where(edges.astype(bool), np.uint8(255), np.uint8(0))
-    return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2), mode="RGB")
+    grey = (np.clip(edges.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
 
 
 def grey_level(picture: Image.Image | np.ndarray) -> np.ndarray:
