@@ -50,7 +50,11 @@ class AttentionConfig:
     or `<block>.<res>` / `<res>` where res is the nominal side at 512 px (64, 32, 16, 8),
     e.g. `[up.64]` for "the decoder's 64x64 block only".
     steps: the loop-index window in which the attention is modified.
-    chunk_size: query rows per block (exact; bounds memory at chunk_size x n*Nk per head).
+    chunk_size: query rows per block of the torch kernel (exact; bounds memory at
+        chunk_size x n*Nk per head).
+    kernel: `torch` (the readable reference, `attention.vicl_attention`), `triton` (one fused
+        kernel that stores no scores, `fused_attention.py`; CUDA only) or `auto` (triton on
+        CUDA when Triton is installed, torch otherwise). Exact: same numbers within float error.
     """
 
     temperature: float = 0.4
@@ -60,6 +64,7 @@ class AttentionConfig:
     layers: tuple[str, ...] = ("up",)
     steps: Window = (None, None)
     chunk_size: int | None = 1024
+    kernel: Literal["auto", "torch", "triton"] = "auto"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,17 @@ class RunOutcome:
     new_samples: int
 
 
+def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
+    """The sampler settings that change a number, for the run key.
+
+    Exactness switches that only change how (episode batching, the attention kernel) are
+    left out, so a run resumes across them.
+    """
+    sampler = to_dict(replace(cfg.sampler, batch_episodes=1))
+    sampler["attention"].pop("kernel", None)
+    return sampler
+
+
 def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) -> RunOutcome:
     """Run (or resume) one task with one config; returns the run folder and its results."""
     console = console or Console(stderr=True)
@@ -75,7 +86,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
     key = run_key(
         {
             "task": to_dict(cfg.task),
-            "sampler": to_dict(replace(cfg.sampler, batch_episodes=1)),
+            "sampler": _sampler_identity(cfg),
             "model": _model_identity(cfg),
             "data": protocol.key_inputs(),
             "episodes": [e.to_json() for e in episodes],

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+# Without a GPU, Triton kernels (fused_attention.py) run in Triton's CPU interpreter. The
+# variable is read when a kernel is defined, so it must be set before triton is imported.
+if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
 
 from sdvicl_bench.sampler.models import build_tiny
 

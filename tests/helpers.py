@@ -1,6 +1,8 @@
-"""Small deterministic inputs for sampler tests: pictures, episodes, a relative error."""
+"""Small deterministic inputs for sampler tests, and the float64 attention reference."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -33,3 +35,39 @@ def episode(n: int = 1, seed: int = 0, offset: int = 0, **kw) -> Episode:
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     """Relative error ||a - b|| / ||b||."""
     return float((a - b).norm() / b.norm())
+
+
+def naive_vicl_attention(q, k, v, n, tau, beta, ensemble):
+    """Row by row in float64: softmax, contrast around the uniform mean, clip, weighted sum.
+
+    Returns the output and the pre-clip contrasted probabilities (to see which clips bit).
+    """
+    q, k, v = q.double(), k.double(), v.double()
+    d = q.shape[-1]
+    nk = k.shape[-2] // n
+    blocks = (
+        [slice(0, n * nk)]
+        if ensemble == "iwpe"
+        else [slice(j * nk, (j + 1) * nk) for j in range(n)]
+    )
+    outs, pre = [], []
+    for blk in blocks:
+        s = q @ k[..., blk, :].transpose(-1, -2) / (tau * math.sqrt(d))
+        p = torch.exp(s - s.max(-1, keepdim=True).values)
+        p = p / p.sum(-1, keepdim=True)
+        mu = 1.0 / s.shape[-1]
+        c = mu + beta * (p - mu)
+        pre.append(c)
+        outs.append(c.clamp(0, 1) @ v[..., blk, :])
+    return sum(outs) / len(outs), torch.cat([c.flatten() for c in pre])
+
+
+def attention_inputs(n, nq=37, nk=11, d=8, seed=0, peaked=True, dv=None):
+    """q (2, 3, nq, d), k (2, 3, n*nk, d), v (2, 3, n*nk, dv or d); some rows very peaked."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(2, 3, nq, d, generator=g)
+    k = torch.randn(2, 3, n * nk, d, generator=g)
+    v = torch.randn(2, 3, n * nk, dv or d, generator=g)
+    if peaked:  # some rows so sharp that one key takes nearly all the mass
+        q[:, :, ::4] *= 8.0
+    return q, k, v

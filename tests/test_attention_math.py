@@ -1,4 +1,4 @@
-"""vicl_attention against a naive float64 reference written here (METHOD.md 5)."""
+"""vicl_attention against the naive float64 reference in helpers.py (METHOD.md 5)."""
 
 from __future__ import annotations
 
@@ -11,41 +11,8 @@ import torch.nn.functional as F
 
 from sdvicl_bench.sampler import attention
 from sdvicl_bench.sampler.attention import vicl_attention
-
-
-def naive(q, k, v, n, tau, beta, ensemble):
-    """Row by row in float64: softmax, contrast around the uniform mean, clip, weighted sum.
-
-    Returns the output and the pre-clip contrasted probabilities (to see which clips bit).
-    """
-    q, k, v = q.double(), k.double(), v.double()
-    d = q.shape[-1]
-    nk = k.shape[-2] // n
-    blocks = (
-        [slice(0, n * nk)]
-        if ensemble == "iwpe"
-        else [slice(j * nk, (j + 1) * nk) for j in range(n)]
-    )
-    outs, pre = [], []
-    for blk in blocks:
-        s = q @ k[..., blk, :].transpose(-1, -2) / (tau * math.sqrt(d))
-        p = torch.exp(s - s.max(-1, keepdim=True).values)
-        p = p / p.sum(-1, keepdim=True)
-        mu = 1.0 / s.shape[-1]
-        c = mu + beta * (p - mu)
-        pre.append(c)
-        outs.append(c.clamp(0, 1) @ v[..., blk, :])
-    return sum(outs) / len(outs), torch.cat([c.flatten() for c in pre])
-
-
-def inputs(n, nq=37, nk=11, d=8, seed=0, peaked=True):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(2, 3, nq, d, generator=g)
-    k = torch.randn(2, 3, n * nk, d, generator=g)
-    v = torch.randn(2, 3, n * nk, d, generator=g)
-    if peaked:  # some rows so sharp that one key takes nearly all the mass
-        q[:, :, ::4] *= 8.0
-    return q, k, v
+from tests.helpers import attention_inputs as inputs
+from tests.helpers import naive_vicl_attention as naive
 
 
 @pytest.mark.parametrize("ensemble", ["iwpe", "mean"])

@@ -85,7 +85,14 @@ RELATIVE_METHOD = "paper: relative claim"
 NONE_METHOD = "reference: none known"
 # Config leaves that never change a number: not used to tell runs apart.
 _IGNORED_LEAVES = ("output_dir", "save_pictures", "experiment", "shard", "limit")
-_IGNORED_SUFFIXES = ("device", "batch_episodes", "batch_size", "cache_dir", "chunk_size")
+_IGNORED_SUFFIXES = (
+    "device",
+    "batch_episodes",
+    "batch_size",
+    "cache_dir",
+    "chunk_size",
+    "attention.kernel",
+)
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,8 +5,11 @@ Read top to bottom:
 2. `StreamLayout`: where A_1..A_n, B_1..B_n, C, D_mod, D_def sit in a U-Net batch.
 3. `select_layers`: which attn1 layers are modified (METHOD.md 6).
 4. `VICLController`: the per-step state every processor reads (one object, no globals).
-5. `VICLAttnProcessor`: D_mod rows get `vicl_attention`, every other row plain SDPA.
+5. `VICLAttnProcessor`: D_mod rows get the modified attention, every other row plain SDPA.
 6. `vicl_processors`: a context manager that installs them and restores the originals.
+
+The same math as one fused Triton kernel that stores no scores (the fast path on CUDA,
+`attention.kernel`) lives in `fused_attention.py`; `resolve_kernel` picks between them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +110,30 @@ def _attend_block(
     if ensemble == "mean":
         out = out.mean(dim=2)
     return out.to(q.dtype)
+
+
+def resolve_kernel(kernel: str, device: torch.device) -> str:
+    """`attention.kernel` ('auto' | 'torch' | 'triton') -> the kernel to run on `device`.
+
+    auto: the fused Triton kernel on CUDA when Triton is installed, else `vicl_attention`.
+    Raises ConfigError (one line) for 'triton' where it cannot run.
+    """
+    if kernel == "torch" or (kernel == "auto" and device.type != "cuda"):
+        return "torch"
+    from sdvicl_bench.sampler import fused_attention
+
+    if fused_attention.can_run(device):
+        return "triton"
+    if kernel == "auto":
+        return "torch"
+    why = (
+        "the triton package is not installed"
+        if not fused_attention.triton_available()
+        else (f"it runs on CUDA, and the model is on {device.type}")
+    )
+    raise ConfigError(
+        f"sampler.attention.kernel=triton: {why}. Fix: sampler.attention.kernel=auto (or torch)."
+    )
 
 
 # ----------------------------------------------------------------------------- 2. batch layout
@@ -223,6 +251,7 @@ class VICLController:
         modified_calls: how often each layer ran the modified attention (for tests/logs).
         count_calls: keep `modified_calls` (off under torch.compile, where the changing
             counts would be guards that force recompiles).
+        kernel: 'torch' or 'triton', resolved from `config.kernel` for the model's device.
     """
 
     config: AttentionConfig
@@ -231,6 +260,7 @@ class VICLController:
     active: bool = True
     modified_calls: Counter = field(default_factory=Counter)
     count_calls: bool = True
+    kernel: str = "torch"
 
     def modifies_now(self) -> bool:
         """Whether D_mod's attention is modified at the current step."""
@@ -306,8 +336,16 @@ class VICLAttnProcessor:
             out = out + residual
         return out / attn.rescale_output_factor
 
+    def _kernel(self):
+        """The modified attention the controller's kernel names (same call signature)."""
+        if self.controller.kernel == "triton":
+            from sdvicl_bench.sampler.fused_attention import fused_vicl_attention
+
+            return fused_vicl_attention
+        return partial(vicl_attention, chunk_size=self.controller.config.chunk_size)
+
     def _attend(self, attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(E*G, N, C) -> (E*G, N, H*d): SDPA for plain rows, `vicl_attention` for D_mod."""
+        """(E*G, N, C) -> (E*G, N, H*d): SDPA for plain rows, the modified attention for D_mod."""
         cfg, layout = self.controller.config, self.controller.layout
         rows, tokens, _ = hidden_states.shape
         episodes, group = rows // layout.size, layout.size
@@ -339,7 +377,7 @@ class VICLAttnProcessor:
 
         q_src = layout.c if cfg.qkv[0] == "C" else dm
         k_src = layout.a if cfg.qkv[1] == "A" else layout.b
-        mod = vicl_attention(
+        mod = self._kernel()(
             query[:, q_src],
             prompts(key, k_src),
             prompts(value, layout.b),
@@ -347,7 +385,6 @@ class VICLAttnProcessor:
             temperature=cfg.temperature,
             contrast=cfg.contrast,
             ensemble=cfg.ensemble,
-            chunk_size=cfg.chunk_size,
         )
         out = torch.cat([plain[:, :dm], mod.unsqueeze(1), plain[:, dm:]], dim=1)
         return out.transpose(2, 3).reshape(rows, tokens, -1).to(query.dtype)

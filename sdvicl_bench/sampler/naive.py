@@ -174,12 +174,12 @@ class NaiveSampler(Sampler):
     """The wasteful reference sampler: same `run` API, results and counters as `Sampler`.
 
     Inherits `run` (input order kept), the VAE encoding and the counted U-Net call; the
-    attention config is forced to `chunk_size=None`. Episodes run one at a time whatever
-    `cfg.batch_episodes` says.
+    attention config is forced to `chunk_size=None` and the torch kernel. Episodes run one at
+    a time whatever `cfg.batch_episodes` says.
     """
 
     def __post_init__(self) -> None:
-        attention = dataclasses.replace(self.cfg.attention, chunk_size=None)
+        attention = dataclasses.replace(self.cfg.attention, chunk_size=None, kernel="torch")
         self.cfg = dataclasses.replace(self.cfg, attention=attention)
         super().__post_init__()
 

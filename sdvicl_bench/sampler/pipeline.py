@@ -22,7 +22,12 @@ import torch
 from PIL import Image
 
 from sdvicl_bench.config import SamplerConfig
-from sdvicl_bench.sampler.attention import StreamLayout, VICLController, vicl_processors
+from sdvicl_bench.sampler.attention import (
+    StreamLayout,
+    VICLController,
+    resolve_kernel,
+    vicl_processors,
+)
 from sdvicl_bench.sampler.guidance import adain, swap_guidance, swap_weight
 from sdvicl_bench.sampler.inversion import (
     Schedule,
@@ -136,7 +141,11 @@ class Sampler:
 
     def __post_init__(self) -> None:
         compiled = hasattr(self.model.unet, "_orig_mod")  # torch.compile'd: no Python counters
-        self.controller = VICLController(self.cfg.attention, count_calls=not compiled)
+        self.controller = VICLController(
+            self.cfg.attention,
+            count_calls=not compiled,
+            kernel=resolve_kernel(self.cfg.attention.kernel, self.model.device),
+        )
 
     # ------------------------------------------------------------------ public
 

@@ -1,0 +1,306 @@
+"""The modified attention of METHOD.md 5 as one fused Triton kernel (`attention.kernel`).
+
+Same numbers as `attention.vicl_attention` (the readable torch reference) without ever
+writing a score to memory. The torch path holds a chunk x n*Nk float32 score block per head
+and passes over it five to six times (matmul, softmax, contrast, clip, cast); at n = 5 on a
+64x64 layer that is 2.7 GB per layer and episode, half the time of a step on an H100. Here
+each program owns BLOCK_M query rows and walks the keys twice:
+
+1. row statistics: running max m and sum l of exp(s - m) over the keys of one softmax
+   (all n*Nk keys for `iwpe`, one prompt's Nk for `mean`), giving lse = m + log l;
+2. p = exp(s - lse) (the softmax, exactly normalised), p' = clip(mu + beta (p - mu), 0, 1),
+   out += p' V, with p' cast to V's dtype as the torch path does.
+
+Scores come from bf16/fp16 q and k with float32 accumulation, which is what the torch path's
+upcast-then-matmul computes (products of bf16 values are exact in float32); everything
+after the dot product is float32. Computing Q K^T twice costs FLOPs the tensor cores have
+to spare; memory holds only q, k, v and the output.
+
+Runs on CUDA. For tests without a GPU, Triton's interpreter (`TRITON_INTERPRET=1` set before
+Triton is imported) runs the same kernel on CPU tensors; it cannot multiply bf16 tiles, so
+there the tiles are upcast to float32 first (`UPCAST`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import torch
+
+try:  # Triton ships with CUDA builds of torch; CPU installs may lack it.
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+    tl = None
+
+
+def triton_available() -> bool:
+    """Whether Triton is importable (it may still lack a GPU to run on)."""
+    return triton is not None
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (`TRITON_INTERPRET=1`)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def can_run(device: torch.device) -> bool:
+    """Whether the fused kernel can run on tensors of `device`."""
+    if triton is None:
+        return False
+    return device.type == "cuda" or interpreting()
+
+
+if triton is not None:
+
+    @triton.jit
+    def _vicl_attention_kernel(
+        Q, K, V, Out,
+        sq_b, sq_h, sq_n, sq_d,
+        sk_b, sk_h, sk_n, sk_d,
+        sv_b, sv_h, sv_n, sv_d,
+        so_b, so_h, so_n, so_d,
+        heads, num_queries, seg_len, num_segs,
+        scale, mu, contrast,
+        DIM: tl.constexpr,
+        DIM_V: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_DV: tl.constexpr,
+        UPCAST: tl.constexpr,
+        IEEE_DOT: tl.constexpr,
+    ):  # fmt: skip
+        """One program: BLOCK_M query rows of one (batch, head); see the module docstring.
+
+        Keys/values are `num_segs` softmax segments of `seg_len` keys each (1 x n*Nk for
+        iwpe, n x Nk for mean); the output is the mean of the segments' outputs.
+        """
+        pid_m = tl.program_id(0)
+        pid_bh = tl.program_id(1)
+        b = pid_bh // heads
+        h = pid_bh % heads
+        rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.arange(0, BLOCK_N)
+        dq = tl.arange(0, BLOCK_D)
+        dv = tl.arange(0, BLOCK_DV)
+        row_ok = rows < num_queries
+
+        q = tl.load(
+            Q + b * sq_b + h * sq_h + rows[:, None] * sq_n + dq[None, :] * sq_d,
+            mask=row_ok[:, None] & (dq[None, :] < DIM),
+            other=0.0,
+        )
+        if UPCAST:
+            q = q.to(tl.float32)
+        k_base = K + b * sk_b + h * sk_h
+        v_base = V + b * sv_b + h * sv_h
+        total = tl.zeros((BLOCK_M, BLOCK_DV), dtype=tl.float32)
+
+        for seg in range(0, num_segs):
+            first = seg * seg_len
+            # Pass 1: the softmax normaliser of this segment, row by row (online max/sum).
+            m = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+            l = tl.zeros((BLOCK_M,), dtype=tl.float32)  # noqa: E741
+            for start in range(0, seg_len, BLOCK_N):
+                key_ok = (start + cols) < seg_len
+                kt = tl.load(  # (BLOCK_D, BLOCK_N): K transposed
+                    k_base + (first + start + cols)[None, :] * sk_n + dq[:, None] * sk_d,
+                    mask=key_ok[None, :] & (dq[:, None] < DIM),
+                    other=0.0,
+                )
+                if UPCAST:
+                    kt = kt.to(tl.float32)
+                if IEEE_DOT:
+                    s = tl.dot(q, kt, input_precision="ieee") * scale
+                else:
+                    s = tl.dot(q, kt) * scale
+                s = tl.where(key_ok[None, :], s, float("-inf"))
+                m_new = tl.maximum(m, tl.max(s, 1))
+                l = l * tl.exp(m - m_new) + tl.sum(tl.exp(s - m_new[:, None]), 1)  # noqa: E741
+                m = m_new
+            lse = m + tl.log(l)
+
+            # Pass 2: normalised probabilities, contrast and clip, times V.
+            acc = tl.zeros((BLOCK_M, BLOCK_DV), dtype=tl.float32)
+            for start in range(0, seg_len, BLOCK_N):
+                key_ok = (start + cols) < seg_len
+                kt = tl.load(
+                    k_base + (first + start + cols)[None, :] * sk_n + dq[:, None] * sk_d,
+                    mask=key_ok[None, :] & (dq[:, None] < DIM),
+                    other=0.0,
+                )
+                vb = tl.load(  # (BLOCK_N, BLOCK_DV)
+                    v_base + (first + start + cols)[:, None] * sv_n + dv[None, :] * sv_d,
+                    mask=key_ok[:, None] & (dv[None, :] < DIM_V),
+                    other=0.0,
+                )
+                if UPCAST:
+                    kt = kt.to(tl.float32)
+                if IEEE_DOT:
+                    s = tl.dot(q, kt, input_precision="ieee") * scale
+                else:
+                    s = tl.dot(q, kt) * scale
+                p = tl.exp(s - lse[:, None])
+                p = tl.minimum(tl.maximum(contrast * p + (1.0 - contrast) * mu, 0.0), 1.0)
+                p = tl.where(key_ok[None, :], p, 0.0)
+                p = p.to(vb.dtype)  # as the torch path: probabilities in V's dtype
+                if UPCAST:
+                    acc += tl.dot(p.to(tl.float32), vb.to(tl.float32), input_precision="ieee")
+                elif IEEE_DOT:
+                    acc += tl.dot(p, vb, input_precision="ieee")
+                else:
+                    acc += tl.dot(p, vb)
+            total += acc
+
+        total = total / num_segs
+        tl.store(
+            Out + b * so_b + h * so_h + rows[:, None] * so_n + dv[None, :] * so_d,
+            total.to(Out.dtype.element_ty),
+            mask=row_ok[:, None] & (dv[None, :] < DIM_V),
+        )
+
+
+def _blocks(dim: int, dim_v: int) -> dict[str, int]:
+    """Tile sizes and launch settings for head sizes `dim`, `dim_v`.
+
+    SD1.5's heads are 40, 80 and 160 wide (padded to 64, 128, 256). The interpreter gets
+    small tiles so that tests cross several blocks cheaply.
+    """
+    block_d = max(16, triton.next_power_of_2(dim))
+    block_dv = max(16, triton.next_power_of_2(dim_v))
+    if interpreting():
+        return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": block_d, "BLOCK_DV": block_dv}
+    wide = max(block_d, block_dv)
+    return {
+        "BLOCK_M": 128 if wide <= 64 else 64,
+        "BLOCK_N": 64 if wide <= 128 else 32,
+        "BLOCK_D": block_d,
+        "BLOCK_DV": block_dv,
+        "num_warps": 4 if wide <= 64 else 8,
+        "num_stages": 2,
+    }
+
+
+def _launch(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_prompts: int,
+    temperature: float,
+    contrast: float,
+    ensemble: str,
+) -> torch.Tensor:
+    """Launch the kernel; shapes as `fused_vicl_attention`."""
+    batch, heads, nq, dim = q.shape
+    total_keys, dim_v = k.shape[-2], v.shape[-1]
+    segments = num_prompts if ensemble == "mean" else 1
+    seg_len = total_keys // segments
+    out = q.new_empty(batch, heads, nq, dim_v)
+    blocks = _blocks(dim, dim_v)
+    grid = (triton.cdiv(nq, blocks["BLOCK_M"]), batch * heads)
+    _vicl_attention_kernel[grid](
+        q, k, v, out,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+        heads, nq, seg_len, segments,
+        1.0 / (temperature * math.sqrt(dim)), 1.0 / seg_len, float(contrast),
+        DIM=dim,
+        DIM_V=dim_v,
+        UPCAST=interpreting(),
+        IEEE_DOT=q.dtype == torch.float32,
+        **blocks,
+    )  # fmt: skip
+    return out
+
+
+# Why the kernel could not run, once per reason; the torch path ran instead (see below).
+FALLBACKS: list[str] = []
+
+
+@torch.library.custom_op("sdvicl::vicl_attention", mutates_args=())
+def _vicl_attention_op(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_prompts: int,
+    temperature: float,
+    contrast: float,
+    ensemble: str,
+) -> torch.Tensor:
+    """The kernel as an opaque torch op, so `torch.compile` calls it instead of tracing it.
+
+    If Triton cannot build or launch the kernel on this GPU (a compiler error, too little
+    shared memory), the torch reference computes the same numbers instead: the run goes on,
+    a warning says so once per reason, and `FALLBACKS` keeps the reason for benchmarks.
+    Out-of-memory errors are not caught.
+    """
+    try:
+        return _launch(q, k, v, num_prompts, temperature, contrast, ensemble)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # any kernel failure falls back, loudly
+        from sdvicl_bench.sampler.attention import vicl_attention
+
+        lines = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+        if reason not in FALLBACKS:
+            FALLBACKS.append(reason)
+            warnings.warn(
+                f"fused VICL attention kernel failed ({reason}); using the torch kernel. "
+                "Set sampler.attention.kernel=torch to silence this.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return vicl_attention(
+            q,
+            k,
+            v,
+            num_prompts=num_prompts,
+            temperature=temperature,
+            contrast=contrast,
+            ensemble=ensemble,
+            chunk_size=1024,
+        )
+
+
+@_vicl_attention_op.register_fake
+def _(q, k, v, num_prompts, temperature, contrast, ensemble):
+    return q.new_empty(*q.shape[:-1], v.shape[-1])
+
+
+def fused_vicl_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    num_prompts: int = 1,
+    temperature: float = 0.4,
+    contrast: float = 1.67,
+    ensemble: str = "iwpe",
+) -> torch.Tensor:
+    """`vicl_attention` in one Triton kernel: same arguments (no chunk_size), same result.
+
+    Args:
+        q: (B, H, Nq, d) queries.
+        k: (B, H, n*Nk, d) keys, the n prompts' blocks in order.
+        v: (B, H, n*Nk, dv) values, same layout.
+
+    Returns:
+        (B, H, Nq, dv) in q's dtype. No score block is ever stored: memory is O(inputs).
+    """
+    if triton is None:
+        raise RuntimeError("attention.kernel=triton needs the triton package")
+    if ensemble not in ("iwpe", "mean"):
+        raise ValueError(f"ensemble must be 'iwpe' or 'mean', got {ensemble!r}")
+    if k.shape[-2] % num_prompts or k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"k {tuple(k.shape)} / v {tuple(v.shape)} do not hold {num_prompts} blocks"
+        )
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
+    return _vicl_attention_op(
+        q, k, v, int(num_prompts), float(temperature), float(contrast), str(ensemble)
+    )
