@@ -14,9 +14,12 @@ attention memory check (`--memory-check`: blocked vs materialised `vicl_attentio
 64x64 layer at n = 5, each in a fresh subprocess), the tables last, and a JSON record.
 
 Variants (`--variants`): `naive` (NaiveSampler at --dtype), `optimized` (Sampler at
---dtype), `bf16` / `fp32` (Sampler in that dtype), `compile` (Sampler, bfloat16,
+--dtype, torch attention kernel), `bf16` / `fp32` (the same in that dtype), `channels-last`,
+`fused` (Sampler at --dtype with the fused Triton attention kernel, `attention.kernel=triton`;
+CUDA, or Triton's CPU interpreter under TRITON_INTERPRET=1), `compile` (Sampler, bfloat16,
 `torch.compile(unet, dynamic=False)`, one compilation per batch shape, paid in the warm-up
-column; only for `--compile-prompts`; skipped with a note if it fails). The speedup row
+column; only for `--compile-prompts`) and `compile-fused` (the same with the fused kernel).
+`fused` and `compile*` rows are skipped with a note where they cannot run. The speedup row
 compares naive and optimized at the same dtype and the same number of steps (with
 `--naive-steps` below --steps, the optimized sampler is re-timed at naive's steps). Naive
 runs one episode at a time, so it has no batched row.
@@ -28,6 +31,8 @@ for compile at n = 1 without batching (about 60 s of it compiling).
 Examples:
     python scripts/bench_sampler.py --model tiny --device cpu
     python scripts/bench_sampler.py --model sd15-random --device cuda --memory-check
+    python scripts/bench_sampler.py --model sd15-random --device cuda --prompts 1 5 \
+        --variants optimized,fused,compile-fused --compile-prompts 5 --repeats 1
 
 Imports only torch, diffusers, numpy, PIL, sdvicl_bench.sampler.* / sdvicl_bench.config,
 and rich if present.
@@ -61,7 +66,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
     sys.path.insert(0, str(ROOT))
 
 from sdvicl_bench.config import AttentionConfig, SamplerConfig  # noqa: E402
-from sdvicl_bench.sampler.attention import vicl_attention  # noqa: E402
+from sdvicl_bench.sampler import fused_attention  # noqa: E402
+from sdvicl_bench.sampler.attention import resolve_kernel, vicl_attention  # noqa: E402
 from sdvicl_bench.sampler.models import (  # noqa: E402
     DiffusionModel,
     build_sd15_random,
@@ -111,15 +117,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="comma list of naive, optimized, bf16, fp32, channels-last, compile\n"
-        "(default: naive,optimized,bf16 on CPU; naive,optimized,channels-last,compile on CUDA)",
+        help="comma list of naive, optimized, bf16, fp32, channels-last, fused, compile,\n"
+        "compile-fused (default: naive,optimized,bf16 on CPU;\n"
+        "naive,optimized,fused,compile-fused on CUDA)",
     )
     p.add_argument(
         "--compile-prompts",
         type=int,
         nargs="+",
         default=None,
-        help="n values for 'compile' (default: the smallest of --prompts)",
+        help="n values for the compile variants (default: the largest of --prompts)",
     )
     p.add_argument(
         "--chunk-size",
@@ -134,7 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="peak memory of blocked vs materialised vicl_attention, 64x64 layer, n = 5",
     )
-    p.add_argument("--probe-attention", choices=["blocked", "materialised"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--probe-attention", choices=["blocked", "materialised", "fused"], help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
     if args.probe_attention:
         args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
@@ -146,11 +155,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
     if args.variants is None:
         args.variants = (
-            "naive,optimized,channels-last,compile"
+            "naive,optimized,fused,compile-fused"
             if args.device == "cuda"
             else "naive,optimized,bf16"
         )
-    args.compile_prompts = args.compile_prompts or [min(args.prompts)]  # compiling is slow
+    # Compiling is slow (about a minute per batch shape): by default only at the largest n,
+    # where the throughput target is hardest.
+    args.compile_prompts = args.compile_prompts or [max(args.prompts)]
     if args.json is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         args.json = ROOT / "results" / "bench" / f"sampler-{args.model}-{args.device}-{stamp}.json"
@@ -162,13 +173,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @dataclass(frozen=True)
 class Variant:
-    """One benchmark row family: which sampler, in which dtype, compiled or not."""
+    """One benchmark row family: which sampler, in which dtype, compiled or not, which
+    attention kernel for D_mod ('torch': `vicl_attention`; 'triton': the fused kernel)."""
 
     label: str
     kind: str  # "naive" | "optimized"
     dtype: torch.dtype
     compiled: bool = False
     channels_last: bool = False
+    kernel: str = "torch"
 
 
 def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
@@ -183,14 +196,22 @@ def plan_variants(names: str, dtype: torch.dtype) -> list[Variant]:
             v = Variant(f"optimized-{name}", "optimized", DTYPES[_long(name)])
         elif name == "channels-last":
             v = Variant(f"nhwc-{SHORT[dtype]}", "optimized", dtype, channels_last=True)
-        elif name == "compile":
+        elif name == "fused":
+            v = Variant(f"fused-{SHORT[dtype]}", "optimized", dtype, kernel="triton")
+        elif name in ("compile", "compile-fused"):
+            kernel = "triton" if name == "compile-fused" else "torch"
             v = Variant(
-                "compile-bf16", "optimized", torch.bfloat16, compiled=True, channels_last=True
+                f"{name}-bf16",
+                "optimized",
+                torch.bfloat16,
+                compiled=True,
+                channels_last=True,
+                kernel=kernel,
             )
         else:
             raise SystemExit(
-                f"--variants: unknown variant '{name}'. "
-                "Use naive, optimized, bf16, fp32, channels-last, compile."
+                f"--variants: unknown variant '{name}'. Use naive, optimized, bf16, fp32, "
+                "channels-last, fused, compile, compile-fused."
             )
         out.setdefault(v.label, v)
     return list(out.values())
@@ -230,6 +251,9 @@ class ModelPool:
 
 
 def make_sampler(variant: Variant, model: DiffusionModel, cfg: SamplerConfig) -> Sampler:
+    """The variant's sampler; `cfg`'s attention kernel is set to the variant's."""
+    attention = dataclasses.replace(cfg.attention, kernel=variant.kernel)
+    cfg = dataclasses.replace(cfg, attention=attention)
     return (NaiveSampler if variant.kind == "naive" else Sampler)(model, cfg)
 
 
@@ -468,25 +492,42 @@ def probe_attention(args: argparse.Namespace) -> dict:
     nk = s["prompts"] * s["nk"]
     k = torch.randn(s["batch"], s["heads"], nk, s["dim"], generator=gen).to(dev, dtype)
     v = torch.randn(s["batch"], s["heads"], nk, s["dim"], generator=gen).to(dev, dtype)
-    chunk = args.chunk_size if args.probe_attention == "blocked" else None
+    mode = args.probe_attention
+    chunk = args.chunk_size if mode == "blocked" else None
+    if mode == "fused":
+
+        def attend():
+            return fused_attention.fused_vicl_attention(q, k, v, num_prompts=s["prompts"])
+    else:
+
+        def attend():
+            return vicl_attention(q, k, v, num_prompts=s["prompts"], chunk_size=chunk)
+
+    reference = vicl_attention(q, k, v, num_prompts=s["prompts"], chunk_size=args.chunk_size)
+    attend()  # warm-up: kernel compilation and allocator
+    synchronize(dev)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
     base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else 0
     mem = PeakMemory(dev)
     with mem.measure():
-        seconds, out = timed(
-            lambda: vicl_attention(q, k, v, num_prompts=s["prompts"], chunk_size=chunk), dev
-        )
+        seconds, out = timed(attend, dev)
     peak = mem.bytes - base if mem.bytes is not None and dev.type == "cuda" else mem.bytes
     rows = chunk or s["nq"]
     return {
-        "mode": args.probe_attention,
+        "mode": mode,
+        "rel_err_vs_blocked": rel_err(out, reference),
+        "fell_back": list(fused_attention.FALLBACKS),
         "chunk_size": chunk,
         "dtype": args.dtype,
         "device": args.device,
         "shape": f"B={s['batch']} H={s['heads']} Nq={s['nq']} n*Nk={nk} d={s['dim']}",
         "peak_bytes": peak,
         "how": mem.how,
-        "theory_bytes": rows * nk * s["heads"] * 4,
-        "theory": f"{rows} x {nk} x {s['heads']} heads x 4 B (float32 scores)",
+        "theory_bytes": 0 if mode == "fused" else rows * nk * s["heads"] * 4,
+        "theory": "no scores stored"
+        if mode == "fused"
+        else f"{rows} x {nk} x {s['heads']} heads x 4 B (float32 scores)",
         "seconds": seconds,
         "finite": bool(torch.isfinite(out).all()),
     }
@@ -495,7 +536,10 @@ def probe_attention(args: argparse.Namespace) -> dict:
 def memory_check(args: argparse.Namespace) -> list[dict]:
     """Run the attention probe in a fresh subprocess for each mode."""
     out = []
-    for mode in ("blocked", "materialised"):
+    modes = ["blocked", "materialised"]
+    if fused_attention.can_run(torch.device(args.device)):
+        modes.append("fused")
+    for mode in modes:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-attention", mode]
         cmd += [
             "--device",
@@ -690,16 +734,28 @@ def tables(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     if record["memory_check"]:
         out.append(
             (
-                "Attention memory, one 64x64 layer at n = 5 (fresh process each)",
-                ["mode", "shape", "peak", "one fp32 score buffer", "peak/buffer", "seconds", "how"],
+                "Attention memory and time, one 64x64 layer at n = 5 (fresh process each, warm)",
+                [
+                    "mode",
+                    "shape",
+                    "peak",
+                    "one fp32 score buffer",
+                    "peak/buffer",
+                    "ms",
+                    "rel err vs blocked",
+                    "how",
+                ],
                 [
                     [
-                        m["mode"] + (f" (chunk {m['chunk_size']})" if m.get("chunk_size") else ""),
+                        m["mode"]
+                        + (f" (chunk {m['chunk_size']})" if m.get("chunk_size") else "")
+                        + (" FELL BACK" if m.get("fell_back") else ""),
                         m.get("shape", "-"),
                         _fmt_bytes(m.get("peak_bytes")),
                         _fmt_bytes(m.get("theory_bytes")),
                         _ratio(m.get("peak_bytes"), m.get("theory_bytes")),
-                        _fmt(m.get("seconds"), ".2f"),
+                        _fmt(1000 * m["seconds"] if m.get("seconds") else None, ".1f"),
+                        _fmt(m.get("rel_err_vs_blocked"), ".1e"),
                         m.get("how", m.get("error", "-")),
                     ]
                     for m in record["memory_check"]
@@ -754,7 +810,21 @@ def run(args: argparse.Namespace) -> dict:
     rows: list[Row] = []
     latents: dict[tuple[str, int], torch.Tensor] = {}
     extra: dict[tuple[str, int, int], float] = {}
+    skipped: set[str] = set()
+    if fused_attention.interpreting() and any(v.kernel == "triton" for v in variants):
+        notes.append(
+            "fused rows ran in Triton's CPU interpreter (TRITON_INTERPRET=1): their times "
+            "say nothing about the kernel's speed, only that it computes the same numbers"
+        )
     for variant in variants:
+        if variant.kernel == "triton":
+            try:
+                resolve_kernel("triton", device)
+            except Exception as err:  # ConfigError: no triton, or no GPU
+                notes.append(f"{variant.label} skipped: {err}")
+                log(notes[-1])
+                skipped.add(variant.label)
+                continue
         ns = args.compile_prompts if variant.compiled else args.prompts
         for n in ns:
             naive = variant.kind == "naive"
@@ -765,20 +835,29 @@ def run(args: argparse.Namespace) -> dict:
                 row, latent = measure(
                     variant, model, n, args, steps=steps, repeats=repeats, batched=not naive
                 )
-            except Exception as err:  # 'compile' may fail; others report too
-                if not variant.compiled:
+            except Exception as err:  # compiling or the fused kernel may fail; others raise
+                if not (variant.compiled or variant.kernel == "triton"):
                     raise
                 notes.append(f"{variant.label} skipped: {type(err).__name__}: {str(err)[:200]}")
                 log(notes[-1])
                 break
             rows.append(row)
             latents[(variant.label, n)] = latent
+            save_partial(args, rows, notes)
             log(
                 f"[{row.variant} n={n}] latency {row.latency_s:.3f} s ({row.ms_per_step:.1f} "
                 f"ms/step, {steps} steps), batched {_fmt(row.batch_s_per_episode)} s/ep, "
                 f"passes/step {row.passes_per_step:.0f}, peak {_fmt_bytes(row.peak_mem_latency)}"
             )
         pool.release(variant)
+        if variant.kernel == "triton" and fused_attention.FALLBACKS:
+            for row in (r for r in rows if r.variant == variant.label):
+                row.note = "fused kernel FELL BACK to torch"
+            notes.append(
+                f"{variant.label}: the fused kernel could not run and the torch kernel ran "
+                f"instead: {'; '.join(fused_attention.FALLBACKS)}"
+            )
+            fused_attention.FALLBACKS.clear()
 
     # Equal-steps reference for the speedup row when naive ran fewer steps.
     if args.naive_steps != args.steps:
@@ -803,14 +882,14 @@ def run(args: argparse.Namespace) -> dict:
         )
 
     agreement = []
-    for first, second in agreement_pairs(variants):
+    for first, second in agreement_pairs([v for v in variants if v.label not in skipped]):
         for n in args.prompts:
             if second.compiled and n not in args.compile_prompts:
                 continue
             try:
                 entry = one_step_agreement(pool, first, second, n, args)
-            except Exception as err:  # a failed compile is a note, not a crash
-                if not second.compiled:
+            except Exception as err:  # a failed compile or kernel is a note, not a crash
+                if not (second.compiled or second.kernel == "triton"):
                     raise
                 notes.append(f"agreement {first.label} vs {second.label}: {type(err).__name__}")
                 break
@@ -847,20 +926,36 @@ def run(args: argparse.Namespace) -> dict:
     return record
 
 
+def save_partial(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> None:
+    """The rows measured so far, so a run cut off by a time limit keeps them."""
+    record = {
+        "partial": True,
+        "machine": machine_info(torch.device(args.device)),
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "notes": notes,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.with_suffix(".partial.json").write_text(json.dumps(record, indent=2))
+
+
 def agreement_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
-    """naive-X vs optimized-X, optimized-fp32 vs optimized-bf16, optimized-bf16 vs compile."""
+    """naive-X vs optimized-X, optimized-X vs fused-X, optimized-fp32 vs optimized-bf16, and
+    each compiled variant vs its eager twin (same kernel, bfloat16)."""
     by_label = {v.label: v for v in variants}
     pairs = []
     for v in variants:
         if v.kind == "naive" and v.label.replace("naive", "optimized") in by_label:
             pairs.append((v, by_label[v.label.replace("naive", "optimized")]))
+        if v.label.startswith("fused-"):
+            label = v.label.replace("fused", "optimized")
+            twin = dataclasses.replace(v, label=label, kernel="torch")
+            pairs.append((by_label.get(label, twin), v))
     if "optimized-fp32" in by_label and "optimized-bf16" in by_label:
         pairs.append((by_label["optimized-fp32"], by_label["optimized-bf16"]))
-    if "compile-bf16" in by_label:
-        eager = by_label.get(
-            "optimized-bf16", Variant("optimized-bf16", "optimized", torch.bfloat16)
-        )
-        pairs.append((eager, by_label["compile-bf16"]))
+    for v in (v for v in variants if v.compiled):
+        label = "fused-bf16" if v.kernel == "triton" else "optimized-bf16"
+        eager = by_label.get(label, Variant(label, "optimized", torch.bfloat16, kernel=v.kernel))
+        pairs.append((eager, v))
     return pairs
 
 
