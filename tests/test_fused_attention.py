@@ -3,7 +3,12 @@ torch kernel. Without a GPU it runs in Triton's CPU interpreter (set in conftest
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +173,27 @@ def test_sampler_with_fused_kernel_equals_torch_kernel(tiny, monkeypatch):
     assert calls, "the fused kernel never ran"
     assert rel(b, a) < 1e-5
     assert attention.VICLController(AttentionConfig()).kernel == "torch"
+
+
+def test_compiles_for_a100_l40_h100_without_register_spills(tmp_path):
+    # Triton's real compiler and bundled ptxas, no GPU needed (scripts/kernel_report.py).
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kernel_report.py"
+    out = tmp_path / "report.json"
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    proc = subprocess.run(
+        [sys.executable, str(script), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.exists(), proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["arch"], r["dim"]) for r in rows} >= {
+        (f"sm_{a}", d) for a in (80, 89, 90) for d in (40, 80, 160)
+    }
+    for r in rows:
+        assert "error" not in r, r
+        assert r["spill_bytes"] == 0, r
+        assert 0 < r["shared_bytes"] <= 99 * 1024, r  # fits every target's shared memory
+    assert proc.returncode == 0
