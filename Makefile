@@ -35,11 +35,12 @@ format: install  ## ruff fix + format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimized)
+bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimized); GPU builds of the fused kernel
 	$(PY) scripts/bench_sampler.py --model tiny --device cpu --json results/bench/cpu-tiny.json
+	$(PY) scripts/kernel_report.py --json results/bench/kernel-report.json
 
 bench-gpu:  ## sampler benchmark on a CUDA GPU: full-size SD1.5 architecture, random weights, 512 px, 70 steps
-	python3 scripts/bench_sampler.py --model sd15-random --device cuda --json results/bench/gpu-sd15-random.json
+	python3 scripts/bench_sampler.py --model sd15-random --device cuda --memory-check --json results/bench/gpu-sd15-random.json
 
 reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~25 H100-hours)
 	$(BIN)/sdvicl-bench reproduce
