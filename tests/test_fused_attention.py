@@ -121,10 +121,11 @@ def test_kernel_failure_falls_back_to_torch_loudly(monkeypatch):
 
     monkeypatch.setattr(fused, "_launch", broken)
     monkeypatch.setattr(fused, "FALLBACKS", [])
+    monkeypatch.setattr(fused, "_SELF_CHECKED", {})
     with pytest.warns(RuntimeWarning, match="PTX too new"):
         out = fused.fused_vicl_attention(q, k, v, num_prompts=2)
     torch.testing.assert_close(out, vicl_attention(q, k, v, num_prompts=2))
-    assert fused.FALLBACKS == ["RuntimeError: PTX too new for this driver"]
+    assert fused.FALLBACKS == ["failed (RuntimeError: PTX too new for this driver)"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same reason warns once
         fused.fused_vicl_attention(q, k, v, num_prompts=2)
@@ -135,6 +136,34 @@ def test_kernel_failure_falls_back_to_torch_loudly(monkeypatch):
     monkeypatch.setattr(fused, "_launch", oom)
     with pytest.raises(torch.OutOfMemoryError):
         fused.fused_vicl_attention(q, k, v, num_prompts=2)
+
+
+def test_first_call_self_check_catches_a_wrong_kernel(monkeypatch):
+    q, k, v = attention_inputs(2, nq=16, nk=8, d=8)
+    launches = []
+
+    def wrong(q, k, v, *args):  # builds and runs, but computes garbage
+        launches.append(1)
+        return torch.zeros(*q.shape[:-1], v.shape[-1])
+
+    monkeypatch.setattr(fused, "_launch", wrong)
+    monkeypatch.setattr(fused, "FALLBACKS", [])
+    monkeypatch.setattr(fused, "_SELF_CHECKED", {})
+    with pytest.warns(RuntimeWarning, match="differs from the torch kernel"):
+        out = fused.fused_vicl_attention(q, k, v, num_prompts=2)
+    expected = vicl_attention(q, k, v, num_prompts=2)
+    torch.testing.assert_close(out, expected)
+    again = fused.fused_vicl_attention(q, k, v, num_prompts=2)  # no relaunch, torch kernel
+    torch.testing.assert_close(again, expected)
+    assert launches == [1]
+    # A correct kernel passes its self-check once per signature and is trusted after.
+    monkeypatch.undo()
+    monkeypatch.setattr(fused, "_SELF_CHECKED", {})
+    calls = []
+    monkeypatch.setattr(attention, "vicl_attention", lambda *a, **kw: calls.append(1) or expected)
+    for _ in range(3):
+        torch.testing.assert_close(fused.fused_vicl_attention(q, k, v, num_prompts=2), expected)
+    assert len(calls) == 1 and list(fused._SELF_CHECKED.values()) == [True]
 
 
 def test_resolve_kernel(monkeypatch):

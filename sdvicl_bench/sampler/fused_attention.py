@@ -237,6 +237,21 @@ def _launch(
 
 # Why the kernel could not run, once per reason; the torch path ran instead (see below).
 FALLBACKS: list[str] = []
+# Per input signature: whether the kernel's first output matched the torch kernel's.
+_SELF_CHECKED: dict[tuple, bool] = {}
+# Relative error allowed in that first comparison (bf16/fp16 keep 8/11 bits).
+SELF_CHECK_TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+
+
+def _fall_back(reason: str) -> None:
+    if reason not in FALLBACKS:
+        FALLBACKS.append(reason)
+        warnings.warn(
+            f"fused VICL attention kernel: {reason}; using the torch kernel. "
+            "Set sampler.attention.kernel=torch to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @torch.library.custom_op("sdvicl::vicl_attention", mutates_args=())
@@ -251,28 +266,17 @@ def _vicl_attention_op(
 ) -> torch.Tensor:
     """The kernel as an opaque torch op, so `torch.compile` calls it instead of tracing it.
 
-    If Triton cannot build or launch the kernel on this GPU (a compiler error, too little
-    shared memory), the torch reference computes the same numbers instead: the run goes on,
-    a warning says so once per reason, and `FALLBACKS` keeps the reason for benchmarks.
-    Out-of-memory errors are not caught.
+    Guards, because a GPU, driver or Triton version the kernel was never run on can fail
+    it: the first call of each input signature (device, dtype, head widths, keys, n,
+    ensemble) is compared with the torch kernel, and where Triton cannot build or launch the
+    kernel (a compiler error, too little shared memory) or the comparison fails, the torch
+    kernel computes the same numbers instead, for the rest of the process. A warning says
+    so once per reason and `FALLBACKS` keeps it for benchmarks. Out-of-memory errors are
+    not caught.
     """
-    try:
-        return _launch(q, k, v, num_prompts, temperature, contrast, ensemble)
-    except torch.OutOfMemoryError:
-        raise
-    except Exception as err:  # any kernel failure falls back, loudly
-        from sdvicl_bench.sampler.attention import vicl_attention
+    from sdvicl_bench.sampler.attention import vicl_attention
 
-        lines = str(err).strip().splitlines()
-        reason = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
-        if reason not in FALLBACKS:
-            FALLBACKS.append(reason)
-            warnings.warn(
-                f"fused VICL attention kernel failed ({reason}); using the torch kernel. "
-                "Set sampler.attention.kernel=torch to silence this.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    def torch_kernel() -> torch.Tensor:
         return vicl_attention(
             q,
             k,
@@ -283,6 +287,30 @@ def _vicl_attention_op(
             ensemble=ensemble,
             chunk_size=1024,
         )
+
+    key = (q.device.type, q.dtype, q.shape[-1], v.shape[-1], k.shape[-2], num_prompts, ensemble)
+    if _SELF_CHECKED.get(key) is False:
+        return torch_kernel()
+    try:
+        out = _launch(q, k, v, num_prompts, temperature, contrast, ensemble)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # any kernel failure falls back, loudly
+        lines = str(err).strip().splitlines()
+        _fall_back(f"failed ({type(err).__name__}: {lines[0][:200]})" if lines else "failed")
+        return torch_kernel()
+    if key not in _SELF_CHECKED:
+        reference = torch_kernel()
+        err = float((out.float() - reference.float()).norm() / reference.float().norm())
+        tolerance = SELF_CHECK_TOLERANCE.get(q.dtype, 5e-2)
+        _SELF_CHECKED[key] = bool(err <= tolerance)  # NaN fails too
+        if not _SELF_CHECKED[key]:
+            _fall_back(
+                f"first output differs from the torch kernel's by {err:.1e} "
+                f"(allowed {tolerance:.0e}; {q.dtype}, head {q.shape[-1]}, n {num_prompts})"
+            )
+            return reference
+    return out
 
 
 @_vicl_attention_op.register_fake
