@@ -160,7 +160,7 @@ def test_first_call_self_check_catches_a_wrong_kernel(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(fused, "_SELF_CHECKED", {})
     calls = []
-    monkeypatch.setattr(attention, "vicl_attention", lambda *a, **kw: calls.append(1) or expected)
+    monkeypatch.setattr(fused, "vicl_attention", lambda *a, **kw: calls.append(1) or expected)
     for _ in range(3):
         torch.testing.assert_close(fused.fused_vicl_attention(q, k, v, num_prompts=2), expected)
     assert len(calls) == 1 and list(fused._SELF_CHECKED.values()) == [True]

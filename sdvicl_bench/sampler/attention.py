@@ -62,13 +62,8 @@ def vicl_attention(
     Returns:
         (B, H, Nq, d) in q's dtype. Softmax and contrast run in float32.
     """
-    if ensemble not in ("iwpe", "mean"):
-        raise ValueError(f"ensemble must be 'iwpe' or 'mean', got {ensemble!r}")
+    check_inputs(k, v, num_prompts, ensemble)
     batch, heads, nq, dim = q.shape
-    if k.shape[-2] % num_prompts or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"k {tuple(k.shape)} / v {tuple(v.shape)} do not hold {num_prompts} blocks"
-        )
     nk = k.shape[-2] // num_prompts
     scale = 1.0 / (temperature * math.sqrt(dim))
     if ensemble == "mean":  # (B, H, n, Nk, d): one softmax per prompt
@@ -85,6 +80,16 @@ def vicl_attention(
         rows = slice(start, start + chunk)
         out[:, :, rows] = _attend_block(q[:, :, rows], k, v, scale, mu, contrast, ensemble)
     return out
+
+
+def check_inputs(k: torch.Tensor, v: torch.Tensor, num_prompts: int, ensemble: str) -> None:
+    """ValueError unless k, v hold `num_prompts` equal blocks and `ensemble` is known."""
+    if ensemble not in ("iwpe", "mean"):
+        raise ValueError(f"ensemble must be 'iwpe' or 'mean', got {ensemble!r}")
+    if k.shape[-2] % num_prompts or k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"k {tuple(k.shape)} / v {tuple(v.shape)} do not hold {num_prompts} blocks"
+        )
 
 
 def _attend_block(

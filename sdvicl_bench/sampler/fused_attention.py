@@ -29,6 +29,8 @@ import warnings
 
 import torch
 
+from sdvicl_bench.sampler.attention import check_inputs, vicl_attention
+
 try:  # Triton ships with CUDA builds of torch; CPU installs may lack it.
     import triton
     import triton.language as tl
@@ -55,6 +57,23 @@ def can_run(device: torch.device) -> bool:
 
 
 if triton is not None:
+
+    @triton.jit
+    def _score_block(
+        q, k_base, keys, key_ok, dq, sk_n, sk_d, scale,
+        DIM: tl.constexpr, UPCAST: tl.constexpr, IEEE_DOT: tl.constexpr,
+    ):  # fmt: skip
+        """Scores (BLOCK_M, BLOCK_N) of the q tile against the keys `keys` (float32)."""
+        kt = tl.load(  # (BLOCK_D, BLOCK_N): K transposed
+            k_base + keys[None, :] * sk_n + dq[:, None] * sk_d,
+            mask=key_ok[None, :] & (dq[:, None] < DIM),
+            other=0.0,
+        )
+        if UPCAST:
+            kt = kt.to(tl.float32)
+        if IEEE_DOT:
+            return tl.dot(q, kt, input_precision="ieee") * scale
+        return tl.dot(q, kt) * scale
 
     @triton.jit
     def _vicl_attention_kernel(
@@ -108,17 +127,10 @@ if triton is not None:
             l = tl.zeros((BLOCK_M,), dtype=tl.float32)  # noqa: E741
             for start in range(0, seg_len, BLOCK_N):
                 key_ok = (start + cols) < seg_len
-                kt = tl.load(  # (BLOCK_D, BLOCK_N): K transposed
-                    k_base + (first + start + cols)[None, :] * sk_n + dq[:, None] * sk_d,
-                    mask=key_ok[None, :] & (dq[:, None] < DIM),
-                    other=0.0,
+                keys = first + start + cols
+                s = _score_block(
+                    q, k_base, keys, key_ok, dq, sk_n, sk_d, scale, DIM, UPCAST, IEEE_DOT
                 )
-                if UPCAST:
-                    kt = kt.to(tl.float32)
-                if IEEE_DOT:
-                    s = tl.dot(q, kt, input_precision="ieee") * scale
-                else:
-                    s = tl.dot(q, kt) * scale
                 s = tl.where(key_ok[None, :], s, float("-inf"))
                 m_new = tl.maximum(m, tl.max(s, 1))
                 l = l * tl.exp(m - m_new) + tl.sum(tl.exp(s - m_new[:, None]), 1)  # noqa: E741
@@ -128,22 +140,15 @@ if triton is not None:
             # Pass 2: normalised probabilities, contrast and clip, times V.
             for start in range(0, seg_len, BLOCK_N):
                 key_ok = (start + cols) < seg_len
-                kt = tl.load(
-                    k_base + (first + start + cols)[None, :] * sk_n + dq[:, None] * sk_d,
-                    mask=key_ok[None, :] & (dq[:, None] < DIM),
-                    other=0.0,
-                )
-                vb = tl.load(  # (BLOCK_N, BLOCK_DV)
-                    v_base + (first + start + cols)[:, None] * sv_n + dv[None, :] * sv_d,
+                keys = first + start + cols
+                vb = tl.load(  # (BLOCK_N, BLOCK_DV), issued before the dot to hide latency
+                    v_base + keys[:, None] * sv_n + dv[None, :] * sv_d,
                     mask=key_ok[:, None] & (dv[None, :] < DIM_V),
                     other=0.0,
                 )
-                if UPCAST:
-                    kt = kt.to(tl.float32)
-                if IEEE_DOT:
-                    s = tl.dot(q, kt, input_precision="ieee") * scale
-                else:
-                    s = tl.dot(q, kt) * scale
+                s = _score_block(
+                    q, k_base, keys, key_ok, dq, sk_n, sk_d, scale, DIM, UPCAST, IEEE_DOT
+                )
                 p = tl.exp(s - lse[:, None])
                 p = tl.minimum(tl.maximum(contrast * p + (1.0 - contrast) * mu, 0.0), 1.0)
                 p = tl.where(key_ok[None, :], p, 0.0)
@@ -274,7 +279,6 @@ def _vicl_attention_op(
     so once per reason and `FALLBACKS` keeps it for benchmarks. Out-of-memory errors are
     not caught.
     """
-    from sdvicl_bench.sampler.attention import vicl_attention
 
     def torch_kernel() -> torch.Tensor:
         return vicl_attention(
@@ -340,12 +344,7 @@ def fused_vicl_attention(
     """
     if triton is None:
         raise RuntimeError("attention.kernel=triton needs the triton package")
-    if ensemble not in ("iwpe", "mean"):
-        raise ValueError(f"ensemble must be 'iwpe' or 'mean', got {ensemble!r}")
-    if k.shape[-2] % num_prompts or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"k {tuple(k.shape)} / v {tuple(v.shape)} do not hold {num_prompts} blocks"
-        )
+    check_inputs(k, v, num_prompts, ensemble)
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
     return _vicl_attention_op(
