@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # One-call GPU benchmark for a lent CUDA machine that lacks diffusers: install the carried
 # wheels (.whl/, see docs/PERFORMANCE.md), then run the sampler benchmark on sd15-random.
-# Usage: bash scripts/gpu_check.sh [bench_sampler.py args]; writes $OUT (default results/bench).
-# Without args it runs the rows still missing from docs/PERFORMANCE.md, in about 6-7 minutes
-# on one H100: eager torch kernel vs fused Triton kernel at n = 1 and 5, the compiled fused
-# sampler at n = 5 (K = 4 batched), and the one-layer attention check (memory, time, error).
+#
+# Usage: bash scripts/gpu_check.sh              the rows still missing from PERFORMANCE.md
+#        bash scripts/gpu_check.sh ARGS...      one bench_sampler.py run with these args
+# Writes $OUT (default results/bench): gpu-eager.json, gpu-compile.json, logs, partial JSON.
+#
+# Without args it runs two phases, so a slow compile can never cost the eager rows:
+#   1. eager: torch kernel vs fused Triton kernel at n = 1 and 5 (latency, K = 4 batched),
+#      their one-step agreement and the one-layer attention check (memory, time, error);
+#   2. compiled: the fused sampler under torch.compile at n = 5, cut off by COMPILE_LIMIT_S
+#      (its rows land in gpu-compile.partial.json as they finish).
+# About 4 + 4 minutes on one H100. A summary table is printed last.
+# Dry run on CPU: MODEL=tiny DEVICE=cpu TRITON_INTERPRET=1 bash scripts/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-results/bench}
+MODEL=${MODEL:-sd15-random}
+DEVICE=${DEVICE:-cuda}
+COMPILE_LIMIT_S=${COMPILE_LIMIT_S:-270}
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -14,12 +25,29 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1
-if [ $# -eq 0 ]; then
-  set -- --prompts 1 5 --variants optimized,fused,compile-fused --compile-prompts 5 \
-    --repeats 1 --batch 4 --memory-check
+PY=${PY:-python3}
+bench() { "$PY" scripts/bench_sampler.py --model "$MODEL" --device "$DEVICE" "$@"; }
+
+if [ "$DEVICE" = cuda ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, diffusers, triton; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'triton', triton.__version__)"
+"$PY" -c "import torch, diffusers, triton; print('torch', torch.__version__, 'diffusers', \
+diffusers.__version__, 'triton', triton.__version__)"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-python3 scripts/bench_sampler.py --model sd15-random --device cuda --json "$OUT/gpu.json" "$@" \
-  2>&1 | tee "$OUT/gpu.log"
+
+if [ $# -gt 0 ]; then
+  bench --json "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
+  exit "${PIPESTATUS[0]}"
+fi
+
+bench --prompts 1 5 --variants optimized,fused --repeats 1 --batch 4 --memory-check \
+  --json "$OUT/gpu-eager.json" 2>&1 | tee "$OUT/gpu-eager.log"
+eager_rc=${PIPESTATUS[0]}
+timeout --signal=INT "$COMPILE_LIMIT_S" "$PY" scripts/bench_sampler.py --model "$MODEL" \
+  --device "$DEVICE" --prompts 5 --compile-prompts 5 --variants compile-fused --repeats 1 \
+  --batch 4 --json "$OUT/gpu-compile.json" 2>&1 | tee "$OUT/gpu-compile.log"
+compile_rc=${PIPESTATUS[0]}
+echo "phase exit codes: eager $eager_rc, compiled $compile_rc (124 or 130: cut off at ${COMPILE_LIMIT_S} s)"
+"$PY" scripts/bench_summary.py "$OUT"/gpu-eager.json "$OUT"/gpu-eager.partial.json \
+  "$OUT"/gpu-compile.json "$OUT"/gpu-compile.partial.json
+[ "$eager_rc" -eq 0 ]
