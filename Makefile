@@ -42,7 +42,7 @@ bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimi
 bench-gpu:  ## sampler benchmark on a CUDA GPU: full-size SD1.5 architecture, random weights, 512 px, 70 steps
 	python3 scripts/bench_sampler.py --model sd15-random --device cuda --memory-check --json results/bench/gpu-sd15-random.json
 
-reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~25 H100-hours)
+reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~19 H100-hours)
 	$(BIN)/sdvicl-bench reproduce
 
 clean:  ## remove caches and run outputs (keeps .venv)
