@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from sdvicl_bench.data.imagenet import grey
+from sdvicl_bench.tasks.pictures import as_rgb
 
 
 def render_gt(image: Image.Image) -> Image.Image:
@@ -33,14 +34,7 @@ def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarr
     divided by 255; if the size differs each channel is resized with BICUBIC as a float ('F')
     image and the result clipped to [0, 1] (bicubic overshoots at sharp edges).
     """
-    if isinstance(picture, Image.Image):
-        rgb = np.asarray(picture.convert("RGB"))
-    else:
-        rgb = np.asarray(picture)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(
-                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
-            )
+    rgb = as_rgb(picture)
     out = rgb.astype(np.float32) / np.float32(255.0)
     w, h = int(size[0]), int(size[1])
     if out.shape[:2] == (h, w):

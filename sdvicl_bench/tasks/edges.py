@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 from skimage import feature
 
+from sdvicl_bench.tasks.pictures import as_rgb
+
 CANNY_SIGMA = 2.0
 
 
@@ -55,14 +57,7 @@ def grey_level(picture: Image.Image | np.ndarray) -> np.ndarray:
 
     ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3).
     """
-    if isinstance(picture, Image.Image):
-        rgb = np.asarray(picture.convert("RGB"))
-    else:
-        rgb = np.asarray(picture)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(
-                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
-            )
+    rgb = as_rgb(picture)
     return (rgb.sum(axis=2, dtype=np.float64) / (3.0 * 255.0)).astype(np.float32)
 
 

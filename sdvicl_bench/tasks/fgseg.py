@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from sdvicl_bench.tasks.pictures import as_rgb
+
 
 def render_gt(mask: np.ndarray) -> Image.Image:
     """RGB picture of a mask: bool (H, W) -> PIL RGB (W, H), True white, False black."""
@@ -30,14 +32,7 @@ def binarize(picture: Image.Image | np.ndarray) -> np.ndarray:
     ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3). True where
     the mean of R, G, B exceeds 127.5 (computed exactly on integers: R + G + B >= 383).
     """
-    if isinstance(picture, Image.Image):
-        rgb = np.asarray(picture.convert("RGB"))
-    else:
-        rgb = np.asarray(picture)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(
-                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
-            )
+    rgb = as_rgb(picture)
     return rgb.sum(axis=2, dtype=np.uint16) >= 383
 
 

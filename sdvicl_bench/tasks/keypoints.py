@@ -26,6 +26,7 @@ from PIL import Image
 from scipy import ndimage
 
 from sdvicl_bench.data.deepfashion import VISIBLE, FLDRecord
+from sdvicl_bench.tasks.pictures import as_rgb
 
 LANDMARK_COLOURS: dict[str, tuple[int, int, int]] = {
     "left_collar": (255, 0, 0),
@@ -127,14 +128,7 @@ def decode(
     8-connected blob of them (ties: the first in raster order), its centroid (mean pixel x, y)
     mapped to the image grid by pixel centres. A name with no such pixel gives (NaN, NaN).
     """
-    if isinstance(picture, Image.Image):
-        rgb = np.asarray(picture.convert("RGB"))
-    else:
-        rgb = np.asarray(picture)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(
-                f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}"
-            )
+    rgb = as_rgb(picture)
     h, w = rgb.shape[:2]
     pixels = rgb.astype(np.int32)
     out = np.full((len(names), 2), np.nan, dtype=np.float64)

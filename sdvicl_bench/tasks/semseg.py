@@ -28,6 +28,7 @@ from PIL import Image
 
 from sdvicl_bench.data.cityscapes import IGNORE_LABEL, NUM_CLASSES
 from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.tasks.pictures import as_rgb
 
 OFFICIAL_PALETTE: np.ndarray = np.array(
     [
@@ -125,7 +126,7 @@ def classify(
     gets the trainId of the nearest (squared Euclidean RGB, exact integers) of the 19
     palette colours and black; black gives 255. Ties go to the lower trainId, black last.
     """
-    rgb = _as_rgb(picture)
+    rgb = as_rgb(picture)
     colours = np.vstack([get_palette(palette), BLACK]).astype(np.int32)  # (20, 3)
     labels = np.append(np.arange(NUM_CLASSES, dtype=np.uint8), np.uint8(IGNORE_LABEL))
     # argmin_c |x - c|^2 = argmin_c (|c|^2 - 2 x.c); all terms fit int32.
@@ -159,12 +160,3 @@ def decode(
     ``classify`` at the picture's resolution, then NEAREST resize; 255 = predicted black.
     """
     return resize_labels(classify(picture, palette), size)
-
-
-def _as_rgb(picture: Image.Image | np.ndarray) -> np.ndarray:
-    if isinstance(picture, Image.Image):
-        return np.asarray(picture.convert("RGB"))
-    rgb = np.asarray(picture)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"picture must be a uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}")
-    return rgb
