@@ -35,13 +35,13 @@ from scipy import ndimage
 from skimage import draw
 
 from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """The BSDS500 splits (200 / 100 / 200 images in the real set)."""
 
 _FIX = "Fix: download BSR_bsds500.tgz (Berkeley) and pass data.root=<the folder holding BSR/>."
-_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def resolve_data_dir(root: Path) -> Path:
@@ -156,17 +156,7 @@ class BSDSDataset:
 
     def image(self, image_id: str, split: str) -> Image.Image:
         """The image as PIL RGB of size (W, H) (481 x 321 or 321 x 481 in the real set)."""
-        path = self.image_path(image_id, split)
-        if not path.is_file():
-            raise DataError(f"BSDS500 image not found: {path}. {_FIX}")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                return im.convert("RGB")
-        except _UNREADABLE as err:
-            raise DataError(
-                f"{path} is not a readable image ({type(err).__name__}). {_FIX}"
-            ) from None
+        return read_rgb(self.image_path(image_id, split), "BSDS500 image", _FIX)
 
     def boundaries(self, image_id: str, split: str) -> np.ndarray:
         """Mean human boundary map of an image: float32 (H, W) in [0, 1] (``mean_boundaries``).

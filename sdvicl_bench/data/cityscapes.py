@@ -15,13 +15,12 @@ cityscapesScripts' ``labels.py`` does. Nothing here downloads anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sdvicl_bench.data.images import open_image
 from sdvicl_bench.errors import DataError
 
 IGNORE_LABEL = 255
@@ -137,13 +136,13 @@ class CityscapesDataset:
 
     def image(self, image_id: str, split: str) -> Image.Image:
         """The photograph as an RGB PIL image of size (W, H) (2048 x 1024 for real data)."""
-        with _open_image(self.image_path(image_id, split), "image", _FIX_IMAGE) as im:
+        with open_image(self.image_path(image_id, split), "Cityscapes image", _FIX_IMAGE) as im:
             return im.convert("RGB")
 
     def label_ids(self, image_id: str, split: str) -> np.ndarray:
         """Full Cityscapes label ids per pixel, uint8 (H, W), from the labelIds PNG."""
         path = self.label_path(image_id, split)
-        with _open_image(path, "labelIds PNG", _FIX_LABELS) as im:
+        with open_image(path, "Cityscapes labelIds PNG", _FIX_LABELS) as im:
             if im.mode not in ("L", "P"):
                 raise DataError(
                     f"{path} is a {im.mode} PNG, not an 8-bit labelIds PNG ('L'). {_FIX_LABELS}"
@@ -153,23 +152,3 @@ class CityscapesDataset:
     def train_ids(self, image_id: str, split: str) -> np.ndarray:
         """trainIds per pixel, uint8 (H, W): 0..18 classes, 255 ignored (``LABEL_TO_TRAIN``)."""
         return LABEL_TO_TRAIN[self.label_ids(image_id, split)]
-
-
-@contextmanager
-def _open_image(path: Path, what: str, fix: str) -> Iterator[Image.Image]:
-    """Open and load an image with PIL, turning every failure into a one-line DataError."""
-    if not path.is_file():
-        raise DataError(f"Cityscapes {what} not found: {path}. {fix}")
-    errors = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-    try:
-        im = Image.open(path)
-    except errors as err:
-        raise DataError(f"{path} is not a readable image ({type(err).__name__}). {fix}") from None
-    with im:
-        try:
-            im.load()
-        except errors as err:
-            raise DataError(
-                f"{path} is not a readable image ({type(err).__name__}). {fix}"
-            ) from None
-        yield im

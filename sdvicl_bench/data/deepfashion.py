@@ -30,6 +30,7 @@ from scipy import ndimage
 from skimage import draw
 
 from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 LANDMARK_NAMES: dict[int, tuple[str, ...]] = {
@@ -216,18 +217,8 @@ class FLDDataset:
 
     def image(self, record: FLDRecord | str) -> Image.Image:
         """The photograph as an RGB PIL image of size (W, H)."""
-        path = self.image_path(record)
         fix = "Fix: restore Img/ from the DeepFashion FLD archive (img.zip)."
-        if not path.is_file():
-            raise DataError(f"DeepFashion FLD image not found: {path}. {fix}")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                return im.convert("RGB")
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise DataError(
-                f"{path} is not a readable image ({type(err).__name__}). {fix}"
-            ) from None
+        return read_rgb(self.image_path(record), "DeepFashion FLD image", fix)
 
 
 # --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from scipy import ndimage
 from skimage import draw
 
 from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".png"})
@@ -37,7 +38,6 @@ _FIX_ROOT = (
     "and pass data.root=<that folder> (or data=demo for the demo set)."
 )
 _FIX_FILE = "Fix: restore the file from the ILSVRC2012 val archive."
-_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def _is_image(path: Path) -> bool:
@@ -96,17 +96,7 @@ class ImageFolderDataset:
 
     def image(self, image_id: str) -> Image.Image:
         """The image as PIL RGB of size (W, H) (grey or CMYK files are converted)."""
-        path = self.image_path(image_id)
-        if not path.is_file():
-            raise DataError(f"ImageNet image not found: {path}. {_FIX_FILE}")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                return im.convert("RGB")
-        except _UNREADABLE as err:
-            raise DataError(
-                f"{path} is not a readable image ({type(err).__name__}). {_FIX_FILE}"
-            ) from None
+        return read_rgb(self.image_path(image_id), "ImageNet image", _FIX_FILE)
 
 
 def sample_queries(ids: list[str], count: int = 1000, seed: int = 0) -> list[str]:

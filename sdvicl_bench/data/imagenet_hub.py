@@ -22,6 +22,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdvicl_bench.data.images import UNREADABLE
 from sdvicl_bench.errors import DataError
 
 _FIX_HUB = (
@@ -30,7 +31,6 @@ _FIX_HUB = (
     "or put the val images in the ImageFolder layout and pass data.root=<that folder>."
 )
 _FIX_ID = "Fix: use an id from HubImageDataset.ids()."
-_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 _MAX_DETAIL = 200
 
 
@@ -118,7 +118,7 @@ class HubImageDataset:
         try:
             value = self.dataset[index]["image"]
             return _to_pil(value).convert("RGB")
-        except (*_UNREADABLE, TypeError, KeyError) as err:
+        except (*UNREADABLE, TypeError, KeyError) as err:
             raise DataError(
                 f"hub dataset {self.name!r} row {index} image is not readable "
                 f"({type(err).__name__}). Fix: clear the dataset cache and load it again."

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sdvicl_bench.data.images import open_image, read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -53,6 +52,7 @@ VOC_CLASSES: tuple[str, ...] = (
 NUM_FOLDS = 4
 CLASSES_PER_FOLD = 5
 VOID_LABEL = 255
+_FIX_IMAGES = "Fix: restore JPEGImages/ from the VOC2012 archive."
 SPLITS: tuple[str, ...] = ("trn", "val")
 
 SPLIT_SHA256: dict[str, str] = {
@@ -179,16 +179,12 @@ class VOCDataset:
 
     def image(self, image_id: str) -> Image.Image:
         """The photograph as an RGB PIL image of size (W, H)."""
-        path = self.image_path(image_id)
-        with _open_image(path, "image", "Fix: restore JPEGImages/ from the VOC2012 archive.") as im:
-            return im.convert("RGB")
+        return read_rgb(self.image_path(image_id), "Pascal VOC image", _FIX_IMAGES)
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(W, H) of the photograph, read from the file header only."""
         path = self.image_path(image_id)
-        with _open_image(
-            path, "image", "Fix: restore JPEGImages/ from the VOC2012 archive.", load=False
-        ) as im:
+        with open_image(path, "Pascal VOC image", _FIX_IMAGES, load=False) as im:
             return im.size
 
     def label_map(self, image_id: str) -> np.ndarray:
@@ -199,7 +195,7 @@ class VOCDataset:
         """
         path = self.mask_path(image_id)
         fix = "Fix: unpack the SBD SegmentationClassAug masks (HSNet/PANet) into the VOC root."
-        with _open_image(path, "class mask", fix) as im:
+        with open_image(path, "Pascal VOC class mask", fix) as im:
             if im.mode not in ("P", "L"):
                 raise DataError(
                     f"{path} is a {im.mode} PNG, not a class-id PNG ('P' or 'L'). {fix}"
@@ -210,23 +206,3 @@ class VOCDataset:
         """bool (H, W): pixels of class ``class_id``; void (255) counts as background."""
         _check_class_id(class_id)
         return self.label_map(image_id) == class_id
-
-
-@contextmanager
-def _open_image(path: Path, what: str, fix: str, *, load: bool = True) -> Iterator[Image.Image]:
-    """Open an image with PIL, turning every failure into a one-line DataError."""
-    if not path.is_file():
-        raise DataError(f"Pascal VOC {what} not found: {path}. {fix}")
-    try:
-        im = Image.open(path)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path} is not a readable image ({type(err).__name__}). {fix}") from None
-    with im:
-        if load:
-            try:
-                im.load()
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-                raise DataError(
-                    f"{path} is not a readable image ({type(err).__name__}). {fix}"
-                ) from None
-        yield im
