@@ -39,8 +39,8 @@ bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimi
 	$(PY) scripts/bench_sampler.py --model tiny --device cpu --json results/bench/cpu-tiny.json
 	$(PY) scripts/kernel_report.py --json results/bench/kernel-report.json
 
-bench-gpu:  ## sampler benchmark on a CUDA GPU: full-size SD1.5 architecture, random weights, 512 px, 70 steps
-	python3 scripts/bench_sampler.py --model sd15-random --device cuda --memory-check --json results/bench/gpu-sd15-random.json
+bench-gpu:  ## sampler benchmark on a CUDA GPU: every variant at n = 1, 3, 5, sd15-random (random weights), 512 px, 70 steps; ~8 min on an H100
+	bash scripts/gpu_check.sh --memory-check --repeats 1
 
 reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~19 H100-hours)
 	$(BIN)/sdvicl-bench reproduce

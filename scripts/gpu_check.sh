@@ -2,8 +2,9 @@
 # One-call GPU benchmark for a lent CUDA machine that lacks diffusers: install the carried
 # wheels (.whl/, see docs/PERFORMANCE.md), then run the sampler benchmark on sd15-random.
 #
-# Usage: bash scripts/gpu_check.sh              the rows still missing from PERFORMANCE.md
+# Usage: bash scripts/gpu_check.sh              the fused-kernel rows (two phases, below)
 #        bash scripts/gpu_check.sh ARGS...      one bench_sampler.py run with these args
+#        (make bench-gpu = ARGS "--memory-check --repeats 1": every variant at n = 1, 3, 5)
 # Writes $OUT (default results/bench): gpu-eager.json, gpu-compile.json, logs, partial JSON.
 #
 # Without args it runs two phases, so a slow compile can never cost the eager rows:
@@ -37,7 +38,9 @@ echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 if [ $# -gt 0 ]; then
   bench --json "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
-  exit "${PIPESTATUS[0]}"
+  rc=${PIPESTATUS[0]}
+  "$PY" scripts/bench_summary.py "$OUT"/gpu.json "$OUT"/gpu.partial.json
+  exit "$rc"
 fi
 
 bench --prompts 1 5 --variants optimized,fused --repeats 1 --batch 4 --memory-check \
