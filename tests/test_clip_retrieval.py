@@ -3,9 +3,13 @@ rules against a brute-force reference, and the on-disk embedding cache. Offline.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
@@ -142,6 +146,31 @@ def test_load_failure_is_one_line_model_error(tmp_path) -> None:
     msg = str(info.value)
     assert "\n" not in msg and str(tmp_path / "empty") in msg
     assert "retrieval.model_path=" in msg and f"huggingface-cli download {CLIP_MODEL_ID}" in msg
+
+
+def test_load_failure_at_a_pinned_revision_names_it_and_the_way_out(monkeypatch) -> None:
+    asked = {}
+
+    def unreachable(source, **kw):  # what an offline machine or a wrong hash gives
+        asked.update(kw, source=source)
+        raise OSError(f"{source} is not a local folder and the hub cannot be reached.")
+
+    monkeypatch.setattr(CLIPVisionModel, "from_pretrained", unreachable)
+    source, revision = "some-org/some-clip", "0" * 40
+    with pytest.raises(ModelError) as info:
+        ClipEmbedder.load(source, revision=revision)
+    assert asked == {"source": source, "revision": revision}
+    msg = str(info.value)
+    assert "\n" not in msg and f"(revision {revision})" in msg
+    assert f"huggingface-cli download {source} --revision {revision}`" in msg
+    assert "retrieval.revision=null" in msg
+
+
+def test_default_retrieval_config_pins_a_full_commit_hash() -> None:
+    conf = Path(__file__).resolve().parents[1] / "sdvicl_bench" / "conf" / "retrieval"
+    cfg = OmegaConf.load(conf / "clip_knn.yaml")
+    assert cfg.model_id == CLIP_MODEL_ID
+    assert re.fullmatch(r"[0-9a-f]{40}", str(cfg.revision))
 
 
 # --- k-NN ------------------------------------------------------------------------------------

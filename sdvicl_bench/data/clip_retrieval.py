@@ -122,8 +122,11 @@ class ClipEmbedder:
                 f"Cannot load the CLIP retrieval model from {where}"
                 + (f" (revision {revision})" if kw else "")
                 + f": {text[:200].rstrip('.')}. Fix: download it once with "
-                f"`huggingface-cli download {CLIP_MODEL_ID}` on a machine with internet, "
-                "or pass retrieval.model_path=<folder with config.json and the weights>."
+                f"`huggingface-cli download {CLIP_MODEL_ID if is_local else source}"
+                + (f" --revision {revision}" if kw else "")
+                + "` on a machine with internet, "
+                "or pass retrieval.model_path=<folder with config.json and the weights>"
+                + (" (or retrieval.revision=null for the newest weights)." if kw else ".")
             ) from None
         finally:
             hf_logging.set_verbosity(old_level)
