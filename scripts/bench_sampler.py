@@ -795,7 +795,12 @@ def print_tables(record: dict) -> None:
 def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible. Fix: --device cpu")
+        print(
+            f"--device cuda: torch {torch.__version__} sees no CUDA device. Fix: run it where a "
+            "CUDA build of torch sees a GPU (PY=<that python> for make bench-gpu), or --device cpu",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     base_dtype = DTYPES[args.dtype]
     variants = plan_variants(args.variants, base_dtype)
     notes: list[str] = []
@@ -935,7 +940,10 @@ def save_partial(args: argparse.Namespace, rows: list[Row], notes: list[str]) ->
         "notes": notes,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.with_suffix(".partial.json").write_text(json.dumps(record, indent=2))
+    partial = args.json.with_suffix(".partial.json")
+    tmp = partial.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(partial)  # atomic: a run killed mid-write leaves the previous rows whole
 
 
 def agreement_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
@@ -979,4 +987,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C, or gpu_check.sh's time limit: the rows are kept
+        print("interrupted: the rows measured so far are in the *.partial.json", file=sys.stderr)
+        sys.exit(130)

@@ -34,7 +34,10 @@ def load(paths: list[Path]) -> list[dict]:
             full = p.with_name(p.name.replace(".partial.json", ".json"))
             if full in paths and full.exists():
                 continue
-        chosen.append((p, json.loads(p.read_text())))
+        try:
+            chosen.append((p, json.loads(p.read_text())))
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"skipped {p}: not readable JSON ({type(err).__name__})", file=sys.stderr)
     return [dict(record, source=str(p)) for p, record in chosen]
 
 

@@ -27,28 +27,33 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
-bench() { "$PY" scripts/bench_sampler.py --model "$MODEL" --device "$DEVICE" "$@"; }
+BENCH=("$PY" scripts/bench_sampler.py --model "$MODEL" --device "$DEVICE")
+trap 'echo "gpu_check.sh: interrupted"; exit 130' INT  # Ctrl-C stops both phases
 
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
-"$PY" -c "import torch, diffusers, triton; print('torch', torch.__version__, 'diffusers', \
-diffusers.__version__, 'triton', triton.__version__)"
+if ! "$PY" -c "import torch, diffusers, triton; print('torch', torch.__version__, 'diffusers', \
+diffusers.__version__, 'triton', triton.__version__)" 2>/dev/null; then
+  echo "gpu_check.sh: $PY cannot import torch, diffusers and triton. Fix: run it in the" \
+    "suite's environment (PY=<its python>), or carry their wheels in .whl/ (docs/PERFORMANCE.md)."
+  exit 2
+fi
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 if [ $# -gt 0 ]; then
-  bench --json "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
+  "${BENCH[@]}" --json "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
   rc=${PIPESTATUS[0]}
   "$PY" scripts/bench_summary.py "$OUT"/gpu.json "$OUT"/gpu.partial.json
   exit "$rc"
 fi
 
-bench --prompts 1 5 --variants optimized,fused --repeats 1 --batch 4 --memory-check \
+"${BENCH[@]}" --prompts 1 5 --variants optimized,fused --repeats 1 --batch 4 --memory-check \
   --json "$OUT/gpu-eager.json" 2>&1 | tee "$OUT/gpu-eager.log"
 eager_rc=${PIPESTATUS[0]}
-timeout --signal=INT "$COMPILE_LIMIT_S" "$PY" scripts/bench_sampler.py --model "$MODEL" \
-  --device "$DEVICE" --prompts 5 --compile-prompts 5 --variants compile-fused --repeats 1 \
-  --batch 4 --json "$OUT/gpu-compile.json" 2>&1 | tee "$OUT/gpu-compile.log"
+timeout --signal=INT "$COMPILE_LIMIT_S" "${BENCH[@]}" --prompts 5 --compile-prompts 5 \
+  --variants compile-fused --repeats 1 --batch 4 --json "$OUT/gpu-compile.json" 2>&1 \
+  | tee "$OUT/gpu-compile.log"
 compile_rc=${PIPESTATUS[0]}
 echo "phase exit codes: eager $eager_rc, compiled $compile_rc (124 or 130: cut off at ${COMPILE_LIMIT_S} s)"
 "$PY" scripts/bench_summary.py "$OUT"/gpu-eager.json "$OUT"/gpu-eager.partial.json \

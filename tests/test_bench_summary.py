@@ -62,7 +62,9 @@ def test_full_file_wins_over_its_partial_and_missing_files_are_skipped(tmp_path)
         tmp_path / "gpu-compile.partial.json",
         {"partial": True, "machine": machine, "rows": [_row("compile-fused-bf16", 5, 3.28, None)]},
     )
-    records = bench_summary.load([full, stale, tmp_path / "gpu-compile.json", cut_off])
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"rows": [')  # a file cut off mid-write is skipped, not a crash
+    records = bench_summary.load([full, stale, tmp_path / "gpu-compile.json", cut_off, torn])
     assert [Path(r["source"]).name for r in records] == ["gpu-eager.json", cut_off.name]
 
     text = "\n".join(bench_summary.summary_lines(records))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.images import open_image
+from sdvicl_bench.data.images import open_image, read_rgb
 from sdvicl_bench.errors import DataError
 
 IGNORE_LABEL = 255
@@ -136,8 +136,7 @@ class CityscapesDataset:
 
     def image(self, image_id: str, split: str) -> Image.Image:
         """The photograph as an RGB PIL image of size (W, H) (2048 x 1024 for real data)."""
-        with open_image(self.image_path(image_id, split), "Cityscapes image", _FIX_IMAGE) as im:
-            return im.convert("RGB")
+        return read_rgb(self.image_path(image_id, split), "Cityscapes image", _FIX_IMAGE)
 
     def label_ids(self, image_id: str, split: str) -> np.ndarray:
         """Full Cityscapes label ids per pixel, uint8 (H, W), from the labelIds PNG."""

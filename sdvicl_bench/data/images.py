@@ -24,18 +24,16 @@ def open_image(path: Path, what: str, fix: str, *, load: bool = True) -> Iterato
     """
     if not path.is_file():
         raise DataError(f"{what} not found: {path}. {fix}")
+    im = None
     try:
         im = Image.open(path)
+        if load:
+            im.load()
     except UNREADABLE as err:
+        if im is not None:
+            im.close()
         raise DataError(f"{path} is not a readable image ({type(err).__name__}). {fix}") from None
     with im:
-        if load:
-            try:
-                im.load()
-            except UNREADABLE as err:
-                raise DataError(
-                    f"{path} is not a readable image ({type(err).__name__}). {fix}"
-                ) from None
         yield im
 
 
