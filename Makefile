@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints-cpu.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench bench-gpu reproduce-tables clean
+.PHONY: help install demo test lint format bench bench-gpu reproduce-tables toy-model clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed  ## create .venv and install the suite (CPU torch pinned by constraints-cpu.txt)
 
-demo: install  ## the main job on the embedded default: fgseg on demo data with the tiny model (CPU, ~1 min)
-	$(BIN)/sdvicl-bench run task=fgseg data=demo model=tiny limit=24 sampler.steps=20
+demo: install  ## the main job on the embedded default: fgseg on demo data with the toy model (CPU, ~1 min)
+	$(BIN)/sdvicl-bench run task=fgseg data=demo model=toy limit=48
 
 test: install  ## the test suite (CPU only)
 	$(BIN)/pytest -q
@@ -44,6 +44,9 @@ bench-gpu:  ## sampler benchmark on a CUDA GPU: every variant at n = 1, 3, 5, sd
 
 reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~19 H100-hours)
 	$(BIN)/sdvicl-bench reproduce
+
+toy-model: install  ## retrain the shipped toy model (sdvicl_bench/weights/toy) on the demo worlds (2 CPU cores, ~60 min)
+	$(PY) scripts/train_toy.py
 
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache results/runs results/bench data/demo

@@ -26,12 +26,13 @@ Window = tuple[int | None, int | None]
 class ModelConfig:
     """Which U-Net/VAE to run (METHOD.md 2).
 
-    name: `sd15` (weights from `hub_id`@`revision` or a local folder `path`), `tiny` (small
-    random SD-shaped stack built in code, for tests), `sd15-random` (full SD1.5 architecture,
-    random weights, for speed and memory work).
+    name: `sd15` (weights from `hub_id`@`revision` or a local folder `path`), `toy` (a small
+    pixel-space model trained by this project on the demo worlds; weights in the package, or
+    `path`), `tiny` (small random SD-shaped stack built in code, for tests), `sd15-random`
+    (full SD1.5 architecture, random weights, for speed and memory work).
     """
 
-    name: Literal["sd15", "tiny", "sd15-random"] = "sd15"
+    name: Literal["sd15", "toy", "tiny", "sd15-random"] = "sd15"
     hub_id: str | None = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     revision: str | None = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
     path: str | None = None

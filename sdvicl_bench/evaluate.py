@@ -45,7 +45,7 @@ from sdvicl_bench.report.records import (
     write_episodes,
     write_json,
 )
-from sdvicl_bench.sampler.models import load_model
+from sdvicl_bench.sampler.models import TOY_WEIGHTS, check_weights, load_model
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.types import EpisodeSpec
 
@@ -53,6 +53,18 @@ RANDOM_WEIGHTS_NOTE = (
     "model={name} has random weights: its numbers say nothing about the method. "
     "Only the baseline rows are meaningful."
 )
+TOY_NOTE = (
+    "model=toy is a small model (1.5 M parameters, 32 px) trained here on synthetic demo "
+    "data, not SD1.5: it shows the method working at toy scale; its numbers do not predict "
+    "SD1.5's (docs/TOY.md)."
+)
+
+
+def model_note(name: str) -> str | None:
+    """The one line a summary shows about what the model's numbers can mean."""
+    if name == "sd15":
+        return None
+    return TOY_NOTE if name == "toy" else RANDOM_WEIGHTS_NOTE.format(name=name)
 
 
 @dataclass
@@ -346,7 +358,7 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
         for name in protocol.baselines:
             value = protocol.dataset_metric(m, samples, name)
             baselines[name][m] = {"overall": {"mean": value, "n": len(samples)}}
-    note = None if cfg.model.name == "sd15" else RANDOM_WEIGHTS_NOTE.format(name=cfg.model.name)
+    note = model_note(cfg.model.name)
     return {
         "key": key,
         "task": cfg.task.name,
@@ -426,6 +438,10 @@ def _model_identity(cfg: RunConfig) -> dict[str, Any]:
             "source": m.path or m.hub_id,
             "revision": None if m.path else m.revision,
         }
+    if m.name == "toy":  # its weights' identity: a retraining gets new run folders
+        folder = Path(m.path).expanduser() if m.path else TOY_WEIGHTS
+        weights = check_weights(folder)
+        return {"name": m.name, "weights": run_key(weights)}
     return {"name": m.name, "seed": m.seed}
 
 

@@ -55,7 +55,7 @@ def _split_ids(root: Path, split: str) -> list[str]:
 def test_same_seed_same_bytes(demo_root: Path, tmp_path: Path) -> None:
     again = make_demo_voc(tmp_path / "voc", seed=0)
     a, b = _files(demo_root), _files(again)
-    assert a.keys() == b.keys() and len(a) == 3 * 80 + 2 + 8 + 1  # + ImageSets, lists, marker
+    assert a.keys() == b.keys() and len(a) == 3 * 400 + 2 + 8 + 1  # + ImageSets, lists, marker
     assert all(a[k] == b[k] for k in a)
 
 
@@ -66,16 +66,16 @@ def test_other_seed_other_images(demo_root: Path, tmp_path: Path) -> None:
 
 
 def test_idempotent_and_rewrites_on_new_parameters(tmp_path: Path) -> None:
-    root = make_demo_voc(tmp_path / "voc", seed=3, num_images=48)
+    root = make_demo_voc(tmp_path / "voc", seed=3, num_images=60)
     marker = json.loads((root / ".demo_complete").read_text())
-    assert marker["seed"] == 3 and marker["num_images"] == 48
+    assert marker["seed"] == 3 and marker["num_images"] == 60
     victim = root / "JPEGImages/demo_000005.jpg"
     victim.unlink()
-    make_demo_voc(root, seed=3, num_images=48)
+    make_demo_voc(root, seed=3, num_images=60)
     assert not victim.exists()  # marker matched: nothing rewritten
-    make_demo_voc(root, seed=4, num_images=46)
+    make_demo_voc(root, seed=4, num_images=56)
     assert victim.exists()
-    assert len(list((root / "JPEGImages").glob("*.jpg"))) == 46  # stale files removed
+    assert len(list((root / "JPEGImages").glob("*.jpg"))) == 56  # stale files removed
     assert json.loads((root / ".demo_complete").read_text())["seed"] == 4
 
 
@@ -88,7 +88,7 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_layout(demo_root: Path) -> None:
     train, val = _split_ids(demo_root, "train"), _split_ids(demo_root, "val")
-    assert len(train) == len(val) == 40 and not set(train) & set(val)
+    assert len(train) == len(val) == 200 and not set(train) & set(val)
     for image_id in train + val:
         assert image_id.startswith("demo_") and len(image_id) == len("demo_000001")
         for sub, ext in (
@@ -189,9 +189,27 @@ def test_detection_candidates_in_both_splits(demo_root: Path) -> None:
             x0, y0, x1, y1 = objects[0]["box"]
             if (x1 - x0 + 1) * (y1 - y0 + 1) < 0.2 * w * h:
                 kept.append(image_id)
-        assert len(kept) >= 5, split
+        assert len(kept) == 100, split
+        classes = [_objects(demo_root, i)[0]["name"] for i in kept]
+        assert {classes.count(name) for name in VOC_CLASSES} == {5}  # 5 per class per split
         two = [i for i in _split_ids(demo_root, split) if len(_objects(demo_root, i)) == 2]
-        assert len(two) >= 20
+        assert len(two) == 100
         for image_id in two:
             names = [o["name"] for o in _objects(demo_root, image_id)]
             assert names[0] != names[1]
+
+
+def test_one_object_images_hold_unlabelled_clutter(demo_root: Path) -> None:
+    """A one-object image shows a striped grey blob that no label or box mentions, so "box
+    whatever stands out" is not the answer: the prompt has to say what to box."""
+    ds = VOCDataset(demo_root)
+    singles = [i for i in _split_ids(demo_root, "val") if len(_objects(demo_root, i)) == 1]
+    for image_id in singles[:12]:
+        labels = ds.label_map(image_id)
+        grey = np.asarray(ds.image(image_id).convert("L"), dtype=float)
+        background = labels == 0
+        # the stripes: strong local contrast on unlabelled pixels, far above the background's
+        edges = np.abs(np.diff(grey, axis=1))
+        strong = (edges > 60) & background[:, 1:] & background[:, :-1]
+        assert strong.sum() >= 20, image_id
+        assert (labels[labels > 0] != 0).all() and len(np.unique(labels)) == 3  # 0, class, 255

@@ -108,10 +108,10 @@ def test_clip_knn_run_matches_brute_force(workdir):
 
 
 def test_episode_count_cycles_with_new_draws(workdir):
-    code, out = run("task=fgseg", "debug=smoke", "task.folds=[0]", "episodes=40", "prompts=2")
+    code, out = run("task=fgseg", "debug=smoke", "task.folds=[0]", "episodes=200", "prompts=2")
     assert code == 0, out
     episodes = [json.loads(x) for x in (workdir / out / "episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 40 and len({e["id"] for e in episodes}) == 40
+    assert len(episodes) == 200 and len({e["id"] for e in episodes}) == 200
     first = {e["query"]: e["prompts"] for e in episodes if "-c" not in e["id"]}
     again = [e for e in episodes if e["id"].endswith("-c1")]
     assert again and any(first[e["query"]] != e["prompts"] for e in again)

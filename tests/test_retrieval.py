@@ -53,20 +53,32 @@ def test_random_is_roughly_uniform() -> None:
     assert min(counts.values()) > 140 and max(counts.values()) < 260
 
 
+def _pascal_class(key: str) -> int:
+    return int(key.rpartition("__")[2])
+
+
 def test_same_class() -> None:
-    query = PascalEntry("2008_000007", 1)
-    a = retrieve_same_class(query, POOL, 4, seed=0)
-    assert a == retrieve_same_class(query, POOL, 4, seed=0)
-    assert a == retrieve_same_class(query, POOL[::-1], 4, seed=0)
-    assert retrieve_same_class(query, POOL, 4, seed=1) != a
+    query = "2008_000007__01"
+    a = retrieve_same_class(query, KEYS, 4, 0, _pascal_class)
+    assert a == retrieve_same_class(query, KEYS, 4, 0, _pascal_class)
+    assert a == retrieve_same_class(query, KEYS[::-1], 4, 0, _pascal_class)
+    assert retrieve_same_class(query, KEYS, 4, 1, _pascal_class) != a
     assert len(set(a)) == 4
-    assert all(e.class_id == 1 and e.image_id != query.image_id for e in a)
+    assert all(_pascal_class(k) == 1 and image_id_of(k) != "2008_000007" for k in a)
 
 
 def test_same_class_too_few() -> None:
-    pool = [PascalEntry("x1", 5), PascalEntry("x2", 5), PascalEntry("x3", 6), PascalEntry("q", 5)]
-    assert len(retrieve_same_class(PascalEntry("q", 5), pool, 2, 0)) == 2
+    pool = ["x1__05", "x2__05", "x3__06", "q__05"]
+    assert len(retrieve_same_class("q__05", pool, 2, 0, _pascal_class)) == 2
     with pytest.raises(DataError) as err:
-        retrieve_same_class(PascalEntry("q", 5), pool, 3, 0)
+        retrieve_same_class("q__05", pool, 3, 0, _pascal_class)
     msg = str(err.value)
-    assert "\n" not in msg and "Fix:" in msg and "05" in msg
+    assert "\n" not in msg and "Fix:" in msg and "class 5" in msg
+
+
+def test_same_class_with_string_classes() -> None:
+    """Colorization's classes are wnids (strings): the class function decides, not a format."""
+    pool = [f"n0000000{c}/img{i}" for c in (1, 2) for i in range(4)]
+    wnid = lambda k: k.partition("/")[0]  # noqa: E731
+    got = retrieve_same_class("n00000001/img0", pool, 3, 0, wnid)
+    assert len(got) == 3 and all(k.startswith("n00000001/") and k != "n00000001/img0" for k in got)

@@ -11,12 +11,19 @@ loaders (``data.pascal``) are what reads them::
     <root>/ImageSets/Main/{train,val}.txt        image ids per split
     <root>/splits/pascal5i/{trn,val}/fold{0-3}.txt   HSNet lists (demo: unpinned)
 
-Images alternate train/val. Within a split every fourth image holds one small object (box
-under 20% of the image: VP's detection filter keeps it) and the others two objects of
-different classes, side by side and apart (one may be marked ``difficult``). Classes are dealt
-so that every class appears about equally often in each split; with the default size every
-class has at least 3 entries per split, so every Pascal-5i fold has several val and trn
-entries for each of its 5 classes.
+Images alternate train/val. Within a split every second image holds one small object (box
+under 20% of the image: VP's detection filter keeps it) next to an unannotated grey "clutter"
+shape (no class, not in the labels or the XML), and the others two objects of different
+classes, side by side and apart (one may be marked ``difficult``). Classes are dealt so that
+every class appears about equally often in each split; with the default size every class has
+at least 5 entries per split, so every Pascal-5i fold has several val and trn entries for
+each of its 5 classes.
+
+The world is built so that in-context learning is needed and possible: a class is visible
+(one colour and shape kind per class), and a query never shows only what a prompt-free rule
+would find. A two-object query holds the episode's class and another one ("segment every
+object" fails, only a prompt of the episode's class tells which); a single-object query holds
+its object and clutter ("box whatever stands out" fails, the prompt tells what to box).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from skimage import draw
 from sdvicl_bench.data.pascal import NUM_FOLDS, VOC_CLASSES, VOID_LABEL, fold_classes
 from sdvicl_bench.errors import ConfigError
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 
 MARKER = ".demo_complete"
@@ -80,7 +87,7 @@ class _Planned:
 
 
 def make_demo_voc(
-    root: Path, *, seed: int = 0, num_images: int = 80, size: tuple[int, int] = (96, 80)
+    root: Path, *, seed: int = 0, num_images: int = 400, size: tuple[int, int] = (96, 80)
 ) -> Path:
     """Write the demo VOC set under ``root`` (see the module docstring) and return ``root``.
 
@@ -164,22 +171,33 @@ def min_demo_images() -> int:
 
 
 def _slots(n_split: int) -> int:
-    """Objects in a split of ``n_split`` images: every 4th (from the first) holds one, else 2."""
-    singles = math.ceil(n_split / 4)
+    """Objects in a split of ``n_split`` images: every 2nd (from the first) holds one, else 2."""
+    singles = math.ceil(n_split / 2)
     return singles + 2 * (n_split - singles)
 
 
 def _plan(num_images: int, rng: np.random.Generator) -> list[_Planned]:
-    """Image ids, splits and classes; classes dealt least-used first (ties: at random)."""
+    """Image ids, splits and classes.
+
+    One-object images deal the classes round robin (a fresh shuffle per round), so every
+    class has about as many one-object images (det's queries and prompts) per split; the
+    two-object images take the least-used classes of their split (ties: at random).
+    """
     counts = {split: np.zeros(len(VOC_CLASSES) + 1, dtype=int) for split in ("train", "val")}
+    rounds: dict[str, list[int]] = {"train": [], "val": []}
     seen = {"train": 0, "val": 0}
     plan: list[_Planned] = []
     for i in range(num_images):
         split = "train" if i % 2 == 0 else "val"
-        n_objects = 1 if seen[split] % 4 == 0 else 2
+        single = seen[split] % 2 == 0
         seen[split] += 1
         chosen: list[int] = []
-        for _ in range(n_objects):
+        if single:
+            if not rounds[split]:
+                rounds[split] = [int(c) for c in rng.permutation(len(VOC_CLASSES)) + 1]
+            chosen.append(rounds[split].pop())
+            counts[split][chosen[0]] += 1
+        for _ in range(0 if single else 2):
             free = [c for c in range(1, len(VOC_CLASSES) + 1) if c not in chosen]
             least = min(counts[split][c] for c in free)
             pick = int(rng.choice([c for c in free if counts[split][c] == least]))
@@ -254,26 +272,49 @@ def _shape_mask(
 def _boxes(
     n_objects: int, rng: np.random.Generator, width: int, height: int
 ) -> list[tuple[int, int, int, int]]:
-    """Object boxes (x0, y0, w, h): one small (under 20% of the image) or two apart."""
-    if n_objects == 1:
-        w = int(rng.integers(round(0.2 * width), round(0.4 * width) + 1))
-        h = int(rng.integers(round(0.2 * height), round(0.4 * height) + 1))
-        x0 = int(rng.integers(_MARGIN, width - _MARGIN - w + 1))
-        y0 = int(rng.integers(_MARGIN, height - _MARGIN - h + 1))
-        return [(x0, y0, w, h)]
+    """Boxes (x0, y0, w, h) in two halves of the image, apart.
+
+    Two objects: one large box per half. One object: a small box (under 20% of the image) in
+    one half and, last in the list, the clutter's box in the other.
+    """
     side_by_side = bool(rng.integers(2)) if width == height else width > height
     long = width if side_by_side else height
     cut = long // 2
     spans = [(_MARGIN, cut - _GAP // 2), (cut + _GAP - _GAP // 2, long - _MARGIN)]
     short_lo, short_hi = _MARGIN, (height if side_by_side else width) - _MARGIN
+    if n_objects == 1 and rng.integers(2):
+        spans.reverse()  # the object on either side
     boxes = []
-    for lo, hi in spans:
-        a = int(rng.integers(round(0.6 * (hi - lo)), hi - lo + 1))
-        b = int(rng.integers(round(0.5 * (short_hi - short_lo)), short_hi - short_lo + 1))
+    for index, (lo, hi) in enumerate(spans):
+        if n_objects == 1 and index == 0:
+            frac_a, frac_b = (0.2, 0.4), (0.2, 0.4)  # of the whole image: box < 16%
+            full_a, full_b = (width, height) if side_by_side else (height, width)
+            a = int(
+                rng.integers(round(frac_a[0] * full_a), min(round(frac_a[1] * full_a), hi - lo) + 1)
+            )
+            b = int(rng.integers(round(frac_b[0] * full_b), round(frac_b[1] * full_b) + 1))
+        else:
+            a = int(rng.integers(round(0.6 * (hi - lo)), hi - lo + 1))
+            b = int(rng.integers(round(0.5 * (short_hi - short_lo)), short_hi - short_lo + 1))
         pa = int(rng.integers(lo, hi - a + 1))
         pb = int(rng.integers(short_lo, short_hi - b + 1))
         boxes.append((pa, pb, a, b) if side_by_side else (pb, pa, b, a))
     return boxes
+
+
+def _clutter(image: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """Paint an unannotated grey striped blob (no class, no label) into ``image`` in place."""
+    shape = image.shape[:2]
+    mask = _shape_mask("polygon", box, rng, shape)
+    yy, xx = np.indices(shape)
+    period = rng.uniform(6.0, 10.0)
+    angle = rng.uniform(0, np.pi)
+    stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0
+    dark, light = sorted(rng.uniform(30, 225, size=2))
+    if light - dark < 90:
+        dark, light = max(dark - 45, 0.0), min(light + 45, 255.0)
+    grey = np.where(stripes, light, dark)
+    image[mask] = grey[mask][:, None] + rng.uniform(-6, 6, size=3)
 
 
 def _render(
@@ -285,9 +326,10 @@ def _render(
     labels = np.zeros(shape, dtype=np.uint8)
     objects = []
     xx = np.indices(shape)[1]
-    for index, (class_id, box) in enumerate(
-        zip(item.class_ids, _boxes(len(item.class_ids), rng, width, height), strict=True)
-    ):
+    boxes = _boxes(len(item.class_ids), rng, width, height)
+    if len(item.class_ids) == 1:
+        _clutter(image, boxes.pop(), rng)
+    for index, (class_id, box) in enumerate(zip(item.class_ids, boxes, strict=True)):
         kind = _SHAPES[class_id % len(_SHAPES)]
         mask = _shape_mask(kind, box, rng, shape)
         colour = class_colour(class_id) + rng.uniform(-12, 12, size=3)

@@ -13,12 +13,11 @@ other queries. To draw anew per cycle (``episodes=1000`` over a shorter list), c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 import numpy as np
 
-from sdvicl_bench.data.pascal import PascalEntry
 from sdvicl_bench.errors import DataError
 
 T = TypeVar("T")
@@ -73,18 +72,15 @@ def retrieve_random(query_key: str, pool: list[str], n: int, seed: int) -> list[
 
 
 def retrieve_same_class(
-    query: PascalEntry, pool: list[PascalEntry], n: int, seed: int
-) -> list[PascalEntry]:
-    """``n`` distinct pool entries of the query's class, from images other than the query's.
+    query_key: str, pool: list[str], n: int, seed: int, class_of: Callable[[str], Hashable]
+) -> list[str]:
+    """``n`` distinct pool keys of the query's class, from images other than the query's.
 
-    The VP protocol for Pascal-5i (``same_class``): the pool is the fold's val list.
+    The VP protocol (``same_class``; for Pascal-5i the pool is the fold's val list).
+    ``class_of`` maps a key to its class: any hashable (Pascal ids, clothes types, wnids).
     """
-    candidates = [e for e in pool if e.class_id == query.class_id and e.image_id != query.image_id]
+    own, wanted = image_id_of(query_key), class_of(query_key)
+    candidates = [k for k in pool if image_id_of(k) != own and class_of(k) == wanted]
     return draw_distinct(
-        query.key,
-        candidates,
-        n,
-        seed,
-        key=lambda e: e.key,
-        what=f"pool entries of class {query.class_id:02d} from other images",
+        query_key, candidates, n, seed, what=f"pool entries of class {wanted} from other images"
     )

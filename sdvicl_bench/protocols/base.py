@@ -17,7 +17,6 @@ from PIL import Image
 
 from sdvicl_bench.config import RunConfig
 from sdvicl_bench.data import retrieval as rt
-from sdvicl_bench.data.pascal import PascalEntry
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.report.records import read_episodes
 from sdvicl_bench.sampler.pipeline import Episode
@@ -148,14 +147,9 @@ class RetrievalProtocol(TaskProtocol):
         if name == "random":
             return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
         if name == "same_class":
-            entries = [PascalEntry(rt.image_id_of(k), qs.class_of(k)) for k in qs.pool]
-            back = {(e.image_id, e.class_id): k for e, k in zip(entries, qs.pool, strict=True)}
-            out = {}
-            for q in qs.queries:
-                query = PascalEntry(rt.image_id_of(q), qs.class_of(q))
-                picks = rt.retrieve_same_class(query, entries, n, seed)
-                out[q] = [back[(e.image_id, e.class_id)] for e in picks]
-            return out
+            return {
+                q: rt.retrieve_same_class(q, qs.pool, n, seed, qs.class_of) for q in qs.queries
+            }
         return self._clip_knn(qs, n)
 
     def _clip_knn(self, qs: QuerySet, n: int) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from sdvicl_bench.config import RunConfig
 from sdvicl_bench.data import retrieval as rt
 from sdvicl_bench.data.demo import make_demo_voc
 from sdvicl_bench.data.pascal import (
+    VOID_LABEL,
     VOCDataset,
     file_sha256,
     fold_of_class,
@@ -108,7 +109,14 @@ class PascalProtocol(RetrievalProtocol):
 
 
 class FgsegProtocol(PascalProtocol):
-    """Pascal-5i foreground segmentation: one pass over each fold's val list (TASKS.md 1)."""
+    """Pascal-5i foreground segmentation: one pass over each fold's val list (TASKS.md 1).
+
+    A third baseline, `all_objects`, segments every labelled object whatever its class (the
+    best prompt-free answer a class-agnostic segmenter could give): it is perfect on
+    one-object queries and fails where the query shows another class too.
+    """
+
+    baselines = ("black", "copy_b", "all_objects")
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -155,6 +163,17 @@ class FgsegProtocol(PascalProtocol):
 
     def decode(self, picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
         return fgseg.decode(picture, size)
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Any]:
+        episode, truth = super().sampler_input(spec)
+        labels = self.voc.label_map(rt.image_id_of(spec.query))
+        truth["objects"] = (labels != 0) & (labels != VOID_LABEL)
+        return episode, truth
+
+    def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
+        scored = super().score(spec, truth, picture)
+        scored.baselines["all_objects"] = {"iou": foreground_iou(truth["objects"], truth["mask"])}
+        return scored
 
 
 class DetProtocol(PascalProtocol):

@@ -1,13 +1,17 @@
-"""The three models: `sd15` (real weights), `tiny` (test stack), `sd15-random` (speed work).
+"""The models: `sd15` (real weights), `toy` (trained here), `tiny` and `sd15-random` (random).
 
-All three give a `DiffusionModel`: U-Net, VAE, SD1.5's DDIM schedule and the text
-embedding of the empty prompt (METHOD.md 2: one embedding shared by every stream, no
-classifier-free guidance). Nothing here downloads a tokenizer for `tiny` or `sd15-random`:
-their `prompt_embeds` are made in code.
+All give a `DiffusionModel`: U-Net, VAE, SD1.5's DDIM schedule and the text embedding of the
+empty prompt (METHOD.md 2: one embedding shared by every stream, no classifier-free
+guidance). `sd15` and `toy` load a diffusers folder through the same `from_pretrained` calls
+(`load_pretrained`); `toy`'s folder ships inside the package (`sdvicl_bench/weights/toy`,
+checked against the sha256 its training recorded). Nothing here downloads a tokenizer for
+`tiny` or `sd15-random`: their `prompt_embeds` are made in code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,8 +97,11 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
 def load_model(cfg: ModelConfig) -> DiffusionModel:
     """Build or load the model `cfg.name` on its device and dtype, in eval mode."""
     from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.set_verbosity_error()  # no per-load cast chatter on the console
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.name == "tiny":
@@ -103,8 +110,12 @@ def load_model(cfg: ModelConfig) -> DiffusionModel:
         model = build_sd15_random(seed=cfg.seed)
     elif cfg.name == "sd15":
         model = load_sd15(cfg.path or cfg.hub_id, None if cfg.path else cfg.revision)
+    elif cfg.name == "toy":
+        model = load_toy(Path(cfg.path).expanduser() if cfg.path else TOY_WEIGHTS)
     else:  # pragma: no cover - ModelConfig's Literal rejects it first
-        raise ModelError(f"Unknown model '{cfg.name}'. Choose one of: sd15, tiny, sd15-random.")
+        raise ModelError(
+            f"Unknown model '{cfg.name}'. Choose one of: sd15, toy, tiny, sd15-random."
+        )
     channels_last = cfg.memory_format == "channels_last" or (
         cfg.memory_format == "auto" and device.type == "cuda"
     )
@@ -145,10 +156,16 @@ def make_scheduler() -> DDIMScheduler:
 
 
 def load_sd15(source: str, revision: str | None) -> DiffusionModel:
-    """Load SD1.5 from a hub id (at `revision`) or a local diffusers folder.
+    """Load SD1.5 from a hub id (at `revision`) or a local diffusers folder."""
+    return load_pretrained("sd15", source, revision)
 
-    Both go through the same `from_pretrained` calls. The empty-prompt embedding is computed
-    once with the pipeline's own tokenizer and text encoder, which are then dropped.
+
+def load_pretrained(name: str, source: str, revision: str | None) -> DiffusionModel:
+    """Load a Stable Diffusion folder (hub id at `revision`, or local) as model `name`.
+
+    U-Net, VAE, tokenizer and text encoder go through diffusers'/transformers'
+    `from_pretrained`. The empty-prompt embedding is computed once with the folder's own
+    tokenizer and text encoder, which are then dropped.
     """
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -163,7 +180,7 @@ def load_sd15(source: str, revision: str | None) -> DiffusionModel:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = f"local folder '{source}'" if is_local else f"hub id '{source}'"
         raise ModelError(
-            f"Cannot load SD1.5 from {where}"
+            f"Cannot load {name} from {where}"
             + (f" (revision {revision})" if revision and not is_local else "")
             + f": {reason[:200].rstrip('.')}. Fix: download it once with "
             f"`huggingface-cli download {source}` on a machine with internet, "
@@ -175,7 +192,7 @@ def load_sd15(source: str, revision: str | None) -> DiffusionModel:
         ).input_ids
         embeds = text_encoder(ids)[0]
     return DiffusionModel(
-        name="sd15",
+        name=name,
         unet=unet,
         vae=vae,
         scheduler=make_scheduler(),
@@ -185,6 +202,49 @@ def load_sd15(source: str, revision: str | None) -> DiffusionModel:
         source=source,
         revision=revision,
     )
+
+
+# ----------------------------------------------------------------------------- toy
+
+TOY_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "toy"
+"""The toy model's diffusers folder, shipped inside the package (scripts/train_toy.py)."""
+
+TOY_RECORD = "training.json"
+
+
+def load_toy(folder: Path) -> DiffusionModel:
+    """The toy model (sdvicl_bench/toy): its folder's weights checked, then `load_pretrained`."""
+    check_weights(folder)
+    return load_pretrained("toy", str(folder), None)
+
+
+def check_weights(folder: Path) -> dict[str, str]:
+    """Check every weights file against the sha256 recorded in `<folder>/training.json`.
+
+    Returns {file: sha256}. A missing folder, record or file, or a changed file, raises a
+    one-line ModelError naming it and the fix.
+    """
+    fix = (
+        "Fix: reinstall sdvicl-bench (git checkout sdvicl_bench/weights/toy) or retrain it "
+        "with `make toy-model`."
+    )
+    record_path = Path(folder) / TOY_RECORD
+    try:
+        recorded = json.loads(record_path.read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelError(
+            f"Toy model record missing or unreadable: {record_path}. {fix}"
+        ) from None
+    for rel, expected in recorded.items():
+        path = Path(folder) / rel
+        if not path.is_file():
+            raise ModelError(f"Toy model weights missing: {path}. {fix}")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise ModelError(
+                f"Toy model weights corrupt: {path} does not match the sha256 in "
+                f"{record_path}. {fix}"
+            )
+    return dict(recorded)
 
 
 # ----------------------------------------------------------------------------- random models

@@ -1,0 +1,156 @@
+"""Measure the toy model on the demo worlds: the tables of docs/TOY.md.
+
+    python scripts/toy_report.py            # every table, 64 episodes each (2 cores)
+    python scripts/toy_report.py --only tasks --episodes 16
+
+Every run goes through `evaluate.run` (the same path as `sdvicl-bench run`) on frozen
+episodes spread evenly over the task's query list (so fgseg's 64 hold 16 per fold), with
+`model=toy data=demo`. Tables: SD-VICL against the baselines for every task; fgseg at n = 1,
+3, 5; every `ablate` component on fgseg. Each cell: mean [95% bootstrap interval], x100 where
+the task's config says so. Writes Markdown to --out and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sdvicl_bench import ablations, evaluate
+from sdvicl_bench.cli import load_config
+from sdvicl_bench.protocols import make_protocol
+from sdvicl_bench.report.records import write_episodes
+
+TASKS = ["fgseg", "det", "semseg", "keypoints", "edges", "colorization"]
+BASE = ["data=demo", "model=toy"]
+
+
+def frozen_episodes(task: str, prompts: int | None, count: int, folder: Path) -> Path:
+    """`count` episodes spread evenly over the task's default episode list, frozen to a file."""
+    overrides = [f"task={task}", *BASE] + ([f"prompts={prompts}"] if prompts else [])
+    episodes = make_protocol(load_config(overrides)).episodes()
+    stride = max(len(episodes) // count, 1)
+    picked = episodes[::stride][:count]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task}-n{prompts or 'default'}-{len(picked)}.jsonl"
+    write_episodes(path, picked)
+    return path
+
+
+def run(task: str, episodes: Path, extra: list[str], out_dir: Path) -> dict:
+    cfg = load_config(
+        [f"task={task}", *BASE, f"episodes={episodes}", f"output_dir={out_dir}", *extra]
+    )
+    return evaluate.run(cfg, quiet=True).results
+
+
+def cell(block: dict, scale: float) -> str:
+    overall = block.get("overall", block)
+    mean = overall.get("mean", float("nan"))
+    if "low" in overall and "high" in overall:
+        return f"{mean * scale:.1f} [{overall['low'] * scale:.1f}, {overall['high'] * scale:.1f}]"
+    return f"{mean * scale:.1f}"
+
+
+def metric_specs(results: dict) -> dict[str, tuple[float, str]]:
+    specs = results["config"]["task"].get("metrics") or {}
+    out = {}
+    for name in results["metrics"]:
+        spec = specs.get(name) or {}
+        arrow = "↑" if spec.get("higher_is_better", True) else "↓"
+        out[name] = (float(spec.get("scale", 1)), arrow)
+    return out
+
+
+def method_rows(results: dict, label: str = "SD-VICL") -> list[str]:
+    specs = metric_specs(results)
+    rows = [
+        f"| {label} | "
+        + " | ".join(cell(results["metrics"][m], s) for m, (s, _) in specs.items())
+        + " |"
+    ]
+    for name, block in results["baselines"].items():
+        cells = [cell(block[m], s) if m in block else "" for m, (s, _) in specs.items()]
+        rows.append(f"| baseline: {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def header(results: dict, first: str = "method") -> list[str]:
+    specs = metric_specs(results)
+    names = [f"{m} {arrow}" + (f" (x{s:g})" if s != 1 else "") for m, (s, arrow) in specs.items()]
+    return [f"| {first} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--only", choices=["tasks", "prompts", "ablate"], nargs="*")
+    parser.add_argument("--out", type=Path, default=Path("results/toy/report.md"))
+    parser.add_argument("--runs", type=Path, default=Path("results/toy/runs"))
+    parser.add_argument("--model-path", help="another training's folder (default: shipped)")
+    args = parser.parse_args()
+    if args.model_path:
+        BASE.append(f"model.path={args.model_path}")
+    only = set(args.only or ["tasks", "prompts", "ablate"])
+    frozen_dir = args.runs / "episodes"
+    lines = [f"Episodes per row: {args.episodes} (frozen, spread over the query list)", ""]
+    started = time.time()
+
+    if "tasks" in only:
+        lines += ["## SD-VICL vs baselines, every task (n = 1)", ""]
+        for task in TASKS:
+            eps = frozen_episodes(task, None, args.episodes, frozen_dir)
+            res = run(task, eps, [], args.runs)
+            lines += [f"### {task} (n = {res['n']})", "", *header(res), *method_rows(res), ""]
+            print(f"{task}: done ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    if "prompts" in only:
+        lines += ["## fgseg: number of prompts", ""]
+        first = True
+        for n in (1, 3, 5):
+            eps = frozen_episodes("fgseg", n, args.episodes, frozen_dir)
+            res = run("fgseg", eps, [f"prompts={n}"], args.runs)
+            if first:
+                lines += header(res, "n")
+                first = False
+            specs = metric_specs(res)
+            lines.append(
+                f"| {n} | "
+                + " | ".join(cell(res["metrics"][m], s) for m, (s, _) in specs.items())
+                + " |"
+            )
+            print(f"fgseg n={n}: done ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
+        lines.append("")
+
+    if "ablate" in only:
+        lines += ["## fgseg: each `ablate` component (n = 1, same episodes)", ""]
+        eps = frozen_episodes("fgseg", None, args.episodes, frozen_dir)
+        full = run("fgseg", eps, [], args.runs)
+        scale = metric_specs(full)["iou"][0]
+        full_iou = full["metrics"]["iou"]["overall"]["mean"]
+        lines += ["| component | variant | iou ↑ (x100) | delta to full |", "|---|---|---|---|"]
+        lines.append(f"| - | full method | {cell(full['metrics']['iou'], scale)} | |")
+        for component, variants in ablations.COMPONENTS.items():
+            for label, extra in variants[1:]:
+                res = run("fgseg", eps, extra, args.runs)
+                iou = res["metrics"]["iou"]["overall"]["mean"]
+                lines.append(
+                    f"| {component} | {label} | {cell(res['metrics']['iou'], scale)} | "
+                    f"{(iou - full_iou) * scale:+.1f} |"
+                )
+            print(
+                f"ablate {component}: done ({time.time() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        lines.append("")
+
+    lines.append(f"Wall time: {time.time() - started:.0f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

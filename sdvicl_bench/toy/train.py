@@ -1,0 +1,208 @@
+"""Train the toy model: DDPM epsilon-prediction on the demo worlds' pictures, on a CPU.
+
+    python scripts/train_toy.py                  # retrains the shipped weights (make toy-model)
+    python scripts/train_toy.py --steps 20 --out /tmp/toy   # a smoke run
+
+The loop, per step:
+  1. draw a batch of pictures (``world.batches``: every task's photos and GT pictures);
+  2. draw t uniformly in [0, 1000) and noise with SD1.5's beta schedule (the sampler's
+     ``SD15_SCHEDULER``), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps;
+  3. predict eps with the U-Net (conditioning: the text encoder's "" embedding, constant);
+  4. AdamW on the MSE, warm-up then cosine decay; an EMA of the weights is what ships.
+
+Seeded end to end (world seeds, batch draws, noise, initial weights). ``training.json`` beside
+the weights records the config, steps, wall time, final loss, machine and every weights
+file's sha256 (checked on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from sdvicl_bench.sampler.models import SD15_SCHEDULER, make_scheduler
+from sdvicl_bench.toy import architecture, world
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "toy"
+"""Where the shipped weights live (inside the package)."""
+
+RECORD = "training.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 5000
+    batch_size: int = 32
+    lr: float = 5e-4
+    warmup: int = 200
+    min_lr_ratio: float = 0.1
+    ema_decay: float = 0.999
+    weight_decay: float = 0.01
+    seed: int = 0
+    threads: int = 2
+    world_sizes: dict | None = None  # None: world.WORLD_SIZES
+
+
+def train(
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    world_root: Path = Path(".cache/sdvicl/toy-world"),
+    quiet: bool = False,
+) -> dict:
+    """Train, write the diffusers folder to ``out`` with ``training.json``; return the record."""
+    torch.set_num_threads(cfg.threads)
+    start = time.time()
+    worlds = world.build_worlds(Path(world_root), cfg.seed, cfg.world_sizes)
+    bank = world.picture_bank(worlds, architecture.RESOLUTION)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batches = world.batches(bank, cfg.batch_size, generator)
+
+    unet = architecture.new_unet(cfg.seed).train()
+    text_encoder = architecture.new_text_encoder(cfg.seed + 1)
+    tokenizer_dir = Path(out) / "tokenizer"
+    architecture.write_tokenizer(tokenizer_dir)
+    from transformers import CLIPTokenizer
+
+    embeds = architecture.empty_prompt_embedding(
+        CLIPTokenizer.from_pretrained(tokenizer_dir), text_encoder
+    )
+    embeds = embeds.expand(cfg.batch_size, -1, -1)
+    abar = make_scheduler().alphas_cumprod.float()  # SD1.5's betas, the sampler's schedule
+
+    held = _held_out_batch(bank, abar, seed=cfg.seed)
+    held_start = held_out_loss(unet, embeds, held)
+
+    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+
+    losses: list[float] = []
+    progress = Progress(
+        TextColumn("[bold]toy model"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.2f} steps/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        disable=quiet,
+    )
+    loop_start = time.time()
+    with progress:
+        bar = progress.add_task("train", total=cfg.steps, loss=float("nan"), rate=0.0)
+        for step in range(cfg.steps):
+            x0 = next(batches)  # 1.
+            t = torch.randint(0, len(abar), (cfg.batch_size,), generator=generator)  # 2.
+            eps = torch.randn(x0.shape, generator=generator)
+            a = abar[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            pred = unet(x_t, t, encoder_hidden_states=embeds).sample  # 3.
+            loss = torch.nn.functional.mse_loss(pred, eps)
+            opt.zero_grad(set_to_none=True)  # 4.
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            ema.update_parameters(unet)
+            losses.append(loss.item())
+            rate = (step + 1) / max(time.time() - loop_start, 1e-9)
+            progress.update(bar, advance=1, loss=_mean_tail(losses, 100), rate=rate)
+            if not quiet and not progress.console.is_terminal and (step + 1) % 250 == 0:
+                print(  # a log file gets a line now and then instead of a bar
+                    f"step {step + 1}/{cfg.steps} loss {_mean_tail(losses, 100):.4f} "
+                    f"{rate:.2f} steps/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    final = ema.module.eval()
+    architecture.write_folder(Path(out), final, text_encoder, _scheduler_config())
+    record = {
+        "config": asdict(cfg),
+        "steps": cfg.steps,
+        "wall_seconds": round(time.time() - start, 1),
+        "train_seconds": round(time.time() - loop_start, 1),
+        "final_loss": round(_mean_tail(losses, 100), 5),
+        "held_out_loss": {
+            "start": round(held_start, 5),
+            "end": round(held_out_loss(final, embeds, held), 5),
+        },
+        "first_loss": round(_mean_tail(losses[:100], 100), 5),
+        "loss_curve": [
+            round(_mean_tail(losses[: i + 1], 100), 5) for i in _curve_points(cfg.steps)
+        ],
+        "world_sizes": {k: len(v) for k, v in bank.items()},
+        "parameters": sum(p.numel() for p in final.parameters()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "sha256": weights_sha256(Path(out)),
+    }
+    (Path(out) / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def _held_out_batch(bank: dict[str, torch.Tensor], abar: torch.Tensor, seed: int) -> tuple:
+    """A fixed batch (x_t, t, eps) from its own generator: the training draws are untouched."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    x0 = next(world.batches(bank, 32, g))
+    t = torch.randint(0, len(abar), (32,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    a = abar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps
+
+
+@torch.no_grad()
+def held_out_loss(unet, embeds: torch.Tensor, held: tuple) -> float:
+    """The eps-prediction MSE on the fixed held-out batch (eval mode, weights untouched)."""
+    x_t, t, eps = held
+    was_training = unet.training
+    unet.eval()
+    pred = unet(x_t, t, encoder_hidden_states=embeds[:1].expand(len(t), -1, -1)).sample
+    unet.train(was_training)
+    return float(torch.nn.functional.mse_loss(pred, eps))
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _mean_tail(values: list[float], k: int) -> float:
+    tail = values[-k:]
+    return sum(tail) / len(tail) if tail else float("nan")
+
+
+def _curve_points(steps: int, count: int = 20) -> list[int]:
+    return sorted({min(steps - 1, round(i * (steps - 1) / (count - 1))) for i in range(count)})
+
+
+def _scheduler_config() -> dict:
+    return dict(SD15_SCHEDULER)
+
+
+def weights_sha256(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every ``*.safetensors`` under ``folder``."""
+    out = {}
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        out[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
