@@ -1,7 +1,7 @@
 """Retrain the toy model (`make toy-model`): see sdvicl_bench/toy/train.py.
 
-    python scripts/train_toy.py                              # the shipped weights (2 CPU cores)
-    python scripts/train_toy.py --steps 20 --out /tmp/toy    # a smoke run
+python scripts/train_toy.py                              # the shipped weights (2 CPU cores)
+python scripts/train_toy.py --steps 20 --out /tmp/toy    # a smoke run
 """
 
 from __future__ import annotations

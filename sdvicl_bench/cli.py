@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from sdvicl_bench.config import RunConfig, from_dict, to_dict
-from sdvicl_bench.errors import ConfigError, UserError
+from sdvicl_bench.errors import ConfigError, UserError, disk_error_line
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = ("task", "data", "sampler", "model", "debug", "experiment")
@@ -30,24 +31,49 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+WRITE_FIXES = {
+    "run": "choose output_dir=<writable folder> (finished samples are kept: rerun to resume)",
+    "ablate": "choose output_dir=<writable folder> and run it from a writable folder",
+    "reproduce": "pass --out <writable folder> and run it from a writable folder",
+    "tables": "pass --out <writable folder>",
+    "grid": "copy the run folder somewhere writable and pass that copy",
+    "merge": "copy the run folders somewhere writable and merge the copies",
+}
+"""A command's way out of a full disk or read-only folder (errors.disk_error_line)."""
+
+
 def user_errors(fn):
-    """Turn UserError into one stderr line + exit 2; Ctrl-C into a resume hint + exit 130."""
+    """Turn UserError (and a full disk, read-only or forbidden folder) into one stderr line +
+    exit 2; Ctrl-C into a resume hint + exit 130."""
+    fix = WRITE_FIXES.get(fn.__name__, "choose a writable folder")
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+            fail(str(err))
+        except OSError as err:
+            line = disk_error_line(err, fix)
+            if line is None:
+                raise
+            fail(line)
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM during a run (evaluate.Terminated)
+            code = getattr(err, "exit_code", 130)
+            what = "terminated (SIGTERM)" if code == 143 else "interrupted"
             typer.echo(
-                "interrupted: finished samples are saved; rerun the same command to resume.",
+                f"{what}: finished samples are saved; rerun the same command to resume.",
                 err=True,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: <message>` on stderr and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2) from None
 
 
 # ----------------------------------------------------------------------------- config
@@ -68,13 +94,11 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    overrides = [_prepare(o) for o in overrides]
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as err:
-        bad = next((o for o in overrides if "=" not in o), overrides[-1] if overrides else "")
-        raise ConfigError(
-            f"Malformed override '{bad}': {_first_line(err)}. Fix: write key=value, e.g. prompts=5."
-        ) from None
+        raise ConfigError(_malformed(overrides, err)) from None
     for o in parsed:
         key = o.key_or_group
         if key in GROUPS and o.value_type is not None and isinstance(o.value(), str):
@@ -85,6 +109,55 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain_override_error(err, parsed)) from None
+
+
+def _prepare(override: str) -> str:
+    """An override as Hydra should read it.
+
+    `task.options.<key>=v` becomes `++task.options.<key>=v` (set or add: the options a task
+    has are checked by config.check_task_options, with a message naming them); a plain value
+    with non-ASCII characters (data.root=/tmp/dätä), which Hydra's grammar only takes quoted,
+    is quoted.
+    """
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    if key.startswith("task.options."):
+        override = f"++{override}"
+    if value.isascii() or value[:1] in "'\"[{":
+        return override
+    return f"{override[: -len(value)]}{_quoted(value)}"
+
+
+def _quoted(value: str) -> str:
+    """`value` as one single-quoted Hydra string: its quotes escaped, and the backslashes
+    Hydra would read as escapes (before a quote, at the end) doubled."""
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+    return f"'{body}'"
+
+
+def _malformed(overrides: list[str], err: Exception) -> str:
+    """One line for an override Hydra's grammar rejects: which one, and how to write it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    bad = overrides[-1] if overrides else ""
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException:
+            bad = override
+            break
+    bad = bad.removeprefix("++") if bad.startswith("++task.options.") else bad
+    key, sep, value = bad.partition("=")
+    if sep and not value.isascii():
+        return (
+            f"Malformed override '{bad}': Hydra takes a value with non-ASCII characters only "
+            f"quoted. Fix: quote it inside the shell's quotes, e.g. {key}=\"'{value}'\"."
+        )
+    return f"Malformed override '{bad}': {_first_line(err)}. Fix: write key=value, e.g. prompts=5."
 
 
 def _check_choice(group: str, value: str) -> None:
@@ -135,9 +208,42 @@ def _first_line(err: Exception) -> str:
 
 
 def load_config(overrides: list[str]) -> RunConfig:
-    """Compose + type-check: the RunConfig `run` executes."""
-    raw = compose(overrides)
-    return from_dict(RunConfig, raw)
+    """Compose + type-check + `check_setup`: the RunConfig `run` executes."""
+    cfg = from_dict(RunConfig, compose(overrides))
+    check_setup(cfg)
+    return cfg
+
+
+def check_setup(cfg: RunConfig) -> None:
+    """What `run` needs of this process, checked before any work: a valid `shard`, a device
+    torch can use here (`model.device`), an existing `model.path` folder."""
+    from sdvicl_bench import sharding
+    from sdvicl_bench.sampler.models import missing_folder_error, resolve_device
+
+    sharding.resolve_shard(cfg.shard)
+    resolve_device(cfg.model.device)
+    path = cfg.model.path
+    if cfg.model.name in ("sd15", "toy") and path and not Path(path).expanduser().is_dir():
+        raise missing_folder_error(path)
+
+
+def check_inputs(cfg: RunConfig) -> str | None:
+    """What `run` checks before its first episode, short of loading the model: a frozen
+    episodes file, then the task's protocol (dataset root and files it opens first; data=demo
+    writes the demo data). Returns a note instead when the real dataset is not there (or
+    comes from the hub), so its files were not checked."""
+    from sdvicl_bench.protocols import make_protocol
+    from sdvicl_bench.report.records import read_episodes
+
+    if isinstance(cfg.episodes, str):
+        read_episodes(Path(cfg.episodes))
+    if cfg.task.options.get("source") == "hub":
+        return "the hub dataset is not checked here (run downloads it)."
+    root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
+    if cfg.data.name == "real" and not root.exists():
+        return f"{root} not found, so the data was not checked (run needs it; or use data=demo)."
+    make_protocol(cfg)
+    return None
 
 
 # ----------------------------------------------------------------------------- commands
@@ -174,11 +280,14 @@ def run(
 @app.command(epilog="Example:\n\n  sdvicl-bench validate task=fgseg prompts=5 model=tiny")
 @user_errors
 def validate(overrides: Overrides = None) -> None:
-    """Compose and check a config; print it resolved, with its sampler settings. Runs nothing."""
+    """Check a config as `run` would, short of sampling; print it resolved. Runs nothing."""
     import yaml
 
     cfg = load_config(overrides or [])
-    typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
+    note = check_inputs(cfg)
+    typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True).rstrip())
+    if note:
+        typer.echo(f"note: {note}", err=True)
 
 
 def _ablate(component: str, overrides: list[str], quiet: bool) -> tuple[Path, list[Path]]:
@@ -356,6 +465,10 @@ def grid(
     """Picture grid of a run: A.. | B.. | C | prediction | decoded | GT, with scores."""
     from sdvicl_bench import evaluate
 
+    if limit < 1:
+        raise ConfigError(
+            f"--limit {limit}: a grid needs at least one row. Fix: --limit 1 or more."
+        )
     _, protocol = evaluate.protocol_of(run_dir)
     typer.echo(str(evaluate.write_grid(protocol, run_dir, limit=limit)))
 

@@ -231,9 +231,76 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return clean(dataclasses.asdict(obj))
 
 
+TASK_OPTIONS: dict[str, dict[str, Any]] = {
+    "fgseg": {},
+    "det": {},
+    "keypoints": {},
+    "semseg": {"palette": Literal["official", "spread"]},  # tasks.semseg.PALETTES
+    "edges": {"source": Literal["voc", "bsds500"]},
+    "colorization": {
+        "source": Literal["folder", "hub"],
+        "hub_name": str,
+        "queries": int,
+        "fid": bool,
+        "fid_weights": str | None,
+    },
+}
+"""`task.options` each task's protocol reads (protocols/), with the type or choices of each."""
+
+
+def check_task_options(task: str, options: dict[str, Any]) -> None:
+    """Raise a one-line ConfigError for an option `task` does not have or a value it rejects.
+
+    The message names the task's options (or the choices of the option); a task this table
+    does not know is left to `protocols.make_protocol`, which names the known tasks.
+    """
+    known = TASK_OPTIONS.get(task)
+    if known is None:
+        return
+    for key, value in options.items():
+        name = f"task.options.{key}"
+        if key not in known:
+            raise ConfigError(f"{name}: {_unknown_option(task, key, known)}")
+        spec = known[key]
+        if get_origin(spec) is Literal and value not in get_args(spec):
+            close = difflib.get_close_matches(str(value), get_args(spec), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            choices = ", ".join(str(c) for c in get_args(spec))
+            raise ConfigError(
+                f"Unknown {key} {value!r} for task={task}. Fix: choose one of: {choices} "
+                f"(e.g. {name}={get_args(spec)[0]}).{hint}"
+            )
+        _coerce(spec, value, name)
+
+
+def _unknown_option(task: str, key: str, known: dict[str, Any]) -> str:
+    """Why `key` is not an option of `task`, naming its options and any task that has `key`."""
+    owners = [
+        f"task={t} has {key}={_describe(o[key])}" for t, o in TASK_OPTIONS.items() if key in o
+    ]
+    elsewhere = f" ({'; '.join(owners)})" if owners else ""
+    if not known:
+        return f"task={task} has no options{elsewhere}. Fix: drop task.options.{key}."
+    listed = ", ".join(f"{k}={_describe(v)}" for k, v in known.items())
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean 'task.options.{close[0]}'?" if close else ""
+    return f"task={task} has no option '{key}'{elsewhere}. Fix: use one of {listed}.{hint}"
+
+
+def _describe(spec: Any) -> str:
+    """An option's values in words: `official|spread`, `<integer>`, `true|false` ..."""
+    if get_origin(spec) is Literal:
+        return "|".join(str(c) for c in get_args(spec))
+    words = {bool: "true|false", int: "<integer>", str: "<text>", type(None): "null"}
+    return "|".join(words[a] for a in (get_args(spec) or (spec,)))
+
+
 @dataclass(frozen=True)
 class TaskConfig:
-    """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md)."""
+    """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md).
+
+    `options` are checked against TASK_OPTIONS for the task's name.
+    """
 
     name: str = "fgseg"
     version: int = 1
@@ -247,6 +314,9 @@ class TaskConfig:
     prompts: int = 1
     metrics: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # task-specific (palette, fid ...)
+
+    def __post_init__(self) -> None:
+        check_task_options(self.name, self.options)
 
 
 @dataclass(frozen=True)

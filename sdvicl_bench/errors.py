@@ -1,5 +1,7 @@
 """Errors a user can fix. The CLI prints them as one line and exits with code 2."""
 
+import errno
+
 
 class UserError(Exception):
     """A problem with the user's input or environment, with the fix in the message.
@@ -18,3 +20,26 @@ class DataError(UserError):
 
 class ModelError(UserError):
     """Model weights that cannot be found or loaded."""
+
+
+DISK_ERRORS = {
+    errno.ENOSPC: "No space left on device",
+    errno.EROFS: "Read-only file system",
+    errno.EACCES: "Permission denied",
+}
+"""The OSErrors a user fixes by choosing another folder (or freeing space), by errno."""
+
+
+def disk_error_line(err: OSError, fix: str) -> str | None:
+    """One line for a full disk, a read-only file system or a permission problem; else None.
+
+    Names the path (`err.filename`, when the failing call knew it), the cause and the fix:
+    free space, or `fix` (the command's way to choose a writable folder).
+    """
+    cause = DISK_ERRORS.get(err.errno)
+    if cause is None:
+        return None
+    where = f": {err.filename}" if err.filename else " while writing"
+    if err.errno == errno.ENOSPC:
+        return f"{cause}{where}. Fix: free space on that disk, or {fix}."
+    return f"{cause}{where}. Fix: make it writable for this user, or {fix}."

@@ -7,12 +7,17 @@ the trivial baselines on the same episode, and writes results.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,14 +41,22 @@ from sdvicl_bench import sharding
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.metrics.iou import mean_with_ci
 from sdvicl_bench.protocols import TaskProtocol, make_protocol
+from sdvicl_bench.report import lock
+from sdvicl_bench.report.lock import SampleLock
 from sdvicl_bench.report.records import (
+    DAMAGED_NAME,
     SampleWriter,
+    creation_lock_path,
     find_or_create_run_dir,
+    mend_samples,
+    missing_pictures,
     read_episodes,
     read_run_samples,
     run_key,
+    sample_files,
     write_episodes,
     write_json,
+    write_samples,
 )
 from sdvicl_bench.sampler.models import TOY_WEIGHTS, check_weights, load_model
 from sdvicl_bench.sampler.pipeline import Sampler
@@ -86,71 +99,198 @@ def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
     return sampler
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM pre-emption, `kill`) during a run, handled like Ctrl-C: finished samples
+    are kept and the CLI says so in one line; `exit_code` is the shell's 128 + 15."""
+
+    exit_code = 143
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) -> RunOutcome:
-    """Run (or resume) one task with one config; returns the run folder and its results."""
+    """Run (or resume) one task with one config; returns the run folder and its results.
+
+    The process claims its sample file (`report.lock.SampleLock`: a second process on the
+    same folder and shard gets a one-line DataError) from finding the folder until
+    results.json and grid.png are written. SIGTERM is handled like Ctrl-C (`Terminated`).
+    A folder this call created is removed again when it fails before any sample is written.
+    """
     console = console or Console(stderr=True)
-    protocol = make_protocol(cfg)
+    with _sigterm_interrupts():
+        protocol = make_protocol(cfg)
 
-    # 1. Episodes: frozen ones from an earlier run, or built by the task's protocol.
-    episodes = protocol.episodes()
+        # 1. Episodes: frozen ones from an earlier run, or built by the task's protocol.
+        episodes = protocol.episodes()
 
-    # 2. The run folder, found by the key of everything that changes a number.
-    key = run_key(
-        {
-            "task": to_dict(cfg.task),
-            "sampler": _sampler_identity(cfg),
-            "model": _model_identity(cfg),
-            "data": protocol.key_inputs(),
-            "episodes": [e.to_json() for e in episodes],
-            "seed": cfg.seed,
-            "prompts": cfg.num_prompts,
-        }
-    )
-    shard = sharding.resolve_shard(cfg.shard)
-    sharding.start(shard)
-    if not shard.leader:  # under torchrun the leader creates the folder first
-        sharding.barrier(shard)
-    run_dir, resumed = find_or_create_run_dir(Path(cfg.output_dir), cfg.task.name, key)
+        # 2. The run folder, found by the key of everything that changes a number.
+        key = run_key(
+            {
+                "task": to_dict(cfg.task),
+                "sampler": _sampler_identity(cfg),
+                "model": _model_identity(cfg),
+                "data": protocol.key_inputs(),
+                "episodes": [e.to_json() for e in episodes],
+                "seed": cfg.seed,
+                "prompts": cfg.num_prompts,
+            }
+        )
+        shard = sharding.resolve_shard(cfg.shard)
+        sharding.start(shard)
+        if not shard.leader:  # under torchrun the leader creates the folder first
+            sharding.barrier(shard)
+        run_dir, resumed, claim = _open_run_dir(cfg, key, episodes, shard)
+        try:
+            with claim:
+                if shard.leader:
+                    sharding.barrier(shard)
+                return _run_claimed(
+                    cfg, protocol, key, episodes, shard, run_dir, resumed, quiet, console
+                )
+        except BaseException:
+            if not resumed:
+                _remove_if_empty(run_dir, Path(cfg.output_dir), cfg.task.name)
+            raise
+
+
+def _open_run_dir(
+    cfg: RunConfig, key: str, episodes: list[EpisodeSpec], shard: sharding.Shard
+) -> tuple[Path, bool, SampleLock]:
+    """(run folder, resumed, this process's claim on its sample file).
+
+    Finding or creating the folder and claiming the sample file are one step under the
+    task's creation lock, so two processes started at once share one folder and the second
+    one on the same sample file stops with a one-line DataError.
+    """
+    base = Path(cfg.output_dir)
+    with lock.exclusive(creation_lock_path(base, cfg.task.name)):
+        run_dir, resumed = find_or_create_run_dir(base, cfg.task.name, key)
+        if not (run_dir / "episodes.jsonl").exists():
+            write_episodes(run_dir / "episodes.jsonl", episodes)
+            write_json(run_dir / "run.json", {"key": key, "config": to_dict(cfg)})
+        (run_dir / "pictures").mkdir(exist_ok=True)
+        claim = SampleLock(run_dir / shard.samples_name).acquire()
+    return run_dir, resumed, claim
+
+
+def _remove_if_empty(run_dir: Path, base: Path, task: str) -> None:
+    """Remove a run folder that holds no sample and that no other process claims (a run that
+    failed before its first sample, e.g. at model loading, leaves nothing behind)."""
+    with lock.exclusive(creation_lock_path(base, task)):
+        claimed = any(run_dir.glob("*.lock"))
+        kept = (run_dir / DAMAGED_NAME).exists() or any(
+            p.stat().st_size for p in sample_files(run_dir)
+        )
+        if not claimed and not kept:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run_claimed(
+    cfg, protocol, key, episodes, shard, run_dir, resumed, quiet, console
+) -> RunOutcome:
+    """Steps 3 and 4 of `run`, with this process's sample file claimed."""
     protocol.run_dir = run_dir
-    if not (run_dir / "episodes.jsonl").exists():
-        write_episodes(run_dir / "episodes.jsonl", episodes)
-        write_json(run_dir / "run.json", {"key": key, "config": to_dict(cfg)})
-    (run_dir / "pictures").mkdir(exist_ok=True)
-    if shard.leader:
-        sharding.barrier(shard)
+    writes = shard.leader or not shard.distributed  # who writes results.json and grid.png
 
-    # 3. What is left: this shard's episodes within `limit` with no finished sample.
+    # 3. What is left: this shard's episodes within `limit` with no finished sample. Damaged
+    #    lines of this process's own sample file are set aside first (their episodes redone).
+    samples_path = run_dir / shard.samples_name
+    _set_aside_damaged(samples_path, console)
     selected = episodes[: cfg.limit] if cfg.limit else episodes
-    done = {s["id"] for s in read_run_samples(run_dir, own=shard.samples_name)}
-    todo = [e for i, e in enumerate(selected) if shard.take(i) and e.id not in done]
+    finished = read_run_samples(run_dir)
+    done = {s["id"] for s in finished}
+    mine = [e for i, e in enumerate(selected) if shard.take(i)]
+    todo = [e for e in mine if e.id not in done]
+    if writes and cfg.save_pictures:
+        _warn_missing_pictures(run_dir, finished, console)
+    if resumed and not quiet:
+        _say(console, _resume_line(run_dir, shard, len(mine) - len(todo), len(todo)))
 
     started = time.perf_counter()
-    device, unet_calls = "n/a", 0
+    unet_calls = 0
     if todo:
         model = load_model(cfg.model)
-        device = _device_name(model.device)
         sampler = Sampler(model, cfg.sampler)
-        _run_episodes(cfg, protocol, sampler, todo, run_dir / shard.samples_name, quiet, console)
+        device = _device_name(model.device)
+        _run_episodes(cfg, protocol, sampler, todo, samples_path, device, quiet, console)
         unet_calls = sampler.unet_calls
     elapsed = time.perf_counter() - started
 
-    # 4. Aggregate everything finished within `limit` and write results.json (after all
+    # 4. Aggregate every finished sample of the folder and write results.json (after all
     #    ranks under torchrun, whose leader merges the shard files into samples.jsonl).
     sharding.barrier(shard)
     if shard.distributed and shard.leader:
-        merge_samples(run_dir, selected)
-    samples = _selected_samples(run_dir, selected)
-    results = _results(cfg, protocol, key, samples, device, elapsed, len(todo))
+        _report_damaged(merge_samples(run_dir, episodes), run_dir, console)
+    samples = _all_samples(run_dir, episodes)
+    results = _results(cfg, protocol, key, samples, elapsed, len(todo))
     results["timing"]["unet_calls_this_session"] = unet_calls
-    if shard.leader or not shard.distributed:
+    if writes:
         write_json(run_dir / "results.json", results)
     sharding.barrier(shard)
     sharding.finish(shard)
-    if cfg.save_pictures and samples and (shard.leader or not shard.distributed):
-        write_grid(protocol, run_dir)
-    if not quiet and (shard.leader or not shard.distributed):
+    if cfg.save_pictures and samples and writes:
+        write_grid(protocol, run_dir, console=console, warn_missing=False)
+    if not quiet and writes:
         print_summary(results, run_dir, console)
     return RunOutcome(run_dir, results, resumed, len(todo))
+
+
+def _resume_line(run_dir: Path, shard: sharding.Shard, done: int, todo: int) -> str:
+    """The line a rerun prints before sampling: which folder, what is done and what is left."""
+    part = f" (shard {shard.index}/{shard.count})" if shard.count > 1 else ""
+    return f"Resuming {run_dir}{part}: {done} episodes done, {todo} to do."
+
+
+def _say(console: Console, text: str) -> None:
+    """Print one plain line (no markup, no wrapping: paths stay whole)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _set_aside_damaged(samples_path: Path, console: Console) -> None:
+    """Mend this process's own sample file (`records.mend_samples`) and say so in one line."""
+    _report_damaged(mend_samples(samples_path), samples_path.parent, console)
+
+
+def _report_damaged(count: int, run_dir: Path, console: Console) -> None:
+    if count:
+        _say(
+            console,
+            f"warning: {count} damaged line{'s' if count > 1 else ''} of the sample files set "
+            f"aside in {run_dir / DAMAGED_NAME}; their episodes will be redone.",
+        )
+
+
+def _warn_missing_pictures(run_dir: Path, samples: list[dict], console: Console) -> None:
+    """One line naming the finished samples whose picture files are gone.
+
+    Their scores stand and they are not resampled (a run may have had its pictures deleted on
+    purpose, to save disk): deleting a sample's line from its sample file makes the next run
+    redo it and save its pictures again.
+    """
+    gone = [s["id"] for s in samples if missing_pictures(run_dir, [s])]
+    if gone:
+        shown = ", ".join(gone[:3]) + (", ..." if len(gone) > 3 else "")
+        _say(
+            console,
+            f"warning: {len(gone)} finished sample{'s' if len(gone) > 1 else ''} of {run_dir} "
+            f"miss their picture files ({shown}); their scores stand. To recreate the "
+            "pictures, delete their lines from the sample file and rerun.",
+        )
 
 
 def _grid_loaders(protocol: TaskProtocol):
@@ -170,10 +310,37 @@ def _grid_loaders(protocol: TaskProtocol):
     return load_pictures, decoded
 
 
-def write_grid(protocol: TaskProtocol, run_dir: Path, limit: int = 8) -> Path:
-    """grid.png of the first episodes: A.. | B.. | C | prediction | decoded | GT, with scores."""
-    from sdvicl_bench.report.grids import run_grid
+def write_grid(
+    protocol: TaskProtocol,
+    run_dir: Path,
+    limit: int = 8,
+    *,
+    console: Console | None = None,
+    warn_missing: bool = True,
+) -> Path:
+    """grid.png of the first episodes: A.. | B.. | C | prediction | decoded | GT, with scores.
 
+    A one-line DataError where the folder has no finished sample yet; with `warn_missing`, a
+    warning line naming the pictures that are gone (drawn as empty tiles).
+    """
+    from sdvicl_bench.errors import DataError
+    from sdvicl_bench.report.grids import GRID_FIELDS, run_grid
+
+    shown = read_run_samples(run_dir, fields=GRID_FIELDS)[: max(0, limit)]
+    if not shown:
+        raise DataError(
+            f"{run_dir} has no finished sample yet: nothing to draw. Fix: run the command "
+            "that made it first (sdvicl-bench run with the same overrides)."
+        )
+    missing = missing_pictures(run_dir, shown)
+    if warn_missing and missing and protocol.cfg.save_pictures:
+        names = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        _say(
+            console or Console(stderr=True),
+            f"warning: {len(missing)} picture{'s' if len(missing) > 1 else ''} of {run_dir} "
+            f"missing ({names}), drawn as empty tiles. Fix: delete those samples' lines from "
+            "the sample file and rerun to recreate them.",
+        )
     load_pictures, decoded = _grid_loaders(protocol)
     return run_grid(run_dir, load_pictures=load_pictures, decoded=decoded, limit=limit)
 
@@ -194,31 +361,41 @@ def protocol_of(run_dir: Path) -> tuple[RunConfig, TaskProtocol]:
     return cfg, protocol
 
 
-def _selected_samples(run_dir: Path, selected: list[EpisodeSpec]) -> list[dict]:
-    """Finished samples of the selected episodes, in episode order, one per id."""
-    by_id = {s["id"]: s for s in read_run_samples(run_dir)}
-    return [by_id[e.id] for e in selected if e.id in by_id]
-
-
-def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> None:
-    """Fold the shard files (and any copies from other folders) into samples.jsonl, in
-    episode order, one record per episode id; then remove the shard files."""
+def _all_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> list[dict]:
+    """Every finished sample of the folder, one per id: in frozen episode order, then any
+    others (ids not in `episodes`) sorted."""
     by_id = {s["id"]: s for s in read_run_samples(run_dir)}
     order = [e.id for e in episodes if e.id in by_id]
     order += sorted(set(by_id) - set(order))
-    tmp = run_dir / "samples.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(by_id[i]) + "\n" for i in order))
-    tmp.replace(run_dir / "samples.jsonl")
+    return [by_id[i] for i in order]
+
+
+def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> int:
+    """Fold the shard files (and any copies from other folders) into samples.jsonl, in
+    episode order, one record per episode id; then move the shard files to shards/.
+
+    Damaged lines of the folded files are set aside first (`records.mend_samples`); returns
+    how many. The caller owns every sample file of the folder (its locks, or the barrier
+    after which no rank writes).
+    """
+    damaged = sum(mend_samples(path) for path in sample_files(run_dir))
+    write_samples(run_dir / "samples.jsonl", _all_samples(run_dir, episodes))
     shards = run_dir / "shards"  # kept for the record: which process ran which episode
     for path in run_dir.glob("samples.shard*.jsonl"):
         shards.mkdir(exist_ok=True)
         path.replace(shards / path.name)
+    return damaged
 
 
 def merge(
     run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
 ) -> RunOutcome:
-    """Merge run folders of one key (shards of a SLURM array) into the first; results.json anew."""
+    """Merge run folders of one key (shards of a SLURM array) into the first; results.json and
+    grid.png anew, describing every sample, with config.shard null.
+
+    Every sample file of the folders is claimed first (a shard still running there stops
+    the merge with a one-line DataError).
+    """
     from sdvicl_bench.errors import DataError
 
     console = console or Console(stderr=True)
@@ -237,29 +414,35 @@ def merge(
             "Fix: merge shards of one run only."
         )
     target = run_dirs[0]
-    for other in run_dirs[1:]:
-        if other.resolve() == target.resolve():
-            continue
-        for path in other.glob("samples*.jsonl"):
-            shutil.copyfile(path, target / f"{path.stem}.from-{other.name}.jsonl")
-        for pic in (other / "pictures").glob("*"):
-            if not (target / "pictures" / pic.name).exists():
-                shutil.copyfile(pic, target / "pictures" / pic.name)
-    cfg, protocol = protocol_of(target)
-    episodes = read_episodes(target / "episodes.jsonl")
-    selected = episodes[: cfg.limit] if cfg.limit else episodes
-    merge_samples(target, episodes)
-    for path in target.glob("samples.*.from-*.jsonl"):
-        path.unlink()
-    samples = _selected_samples(target, selected)
-    results = _results(cfg, protocol, infos[0]["key"], samples, "merged", 0.0, 0)
-    write_json(target / "results.json", results)
+    others = list({d.resolve(): d for d in run_dirs[1:] if d.resolve() != target.resolve()})
+    claimed = [target / "samples.jsonl", *sample_files(target)]
+    claimed += [path for other in others for path in sample_files(other)]
+    with contextlib.ExitStack() as claims:
+        for path in dict.fromkeys(claimed):
+            claims.enter_context(SampleLock(path))
+        for other in others:
+            for path in sample_files(other):
+                shutil.copyfile(path, target / f"{path.stem}.from-{other.name}.jsonl")
+            for pic in (other / "pictures").glob("*"):
+                if not (target / "pictures" / pic.name).exists():
+                    shutil.copyfile(pic, target / "pictures" / pic.name)
+        cfg, protocol = protocol_of(target)
+        cfg = replace(cfg, shard=None)  # the merged folder is the whole run
+        episodes = read_episodes(target / "episodes.jsonl")
+        _report_damaged(merge_samples(target, episodes), target, console)
+        for path in target.glob("samples*.from-*.jsonl"):
+            path.unlink()
+        samples = _all_samples(target, episodes)
+        results = _results(cfg, protocol, infos[0]["key"], samples, 0.0, 0)
+        write_json(target / "results.json", results)
+        if cfg.save_pictures and samples:
+            write_grid(protocol, target, console=console)
     if not quiet:
         print_summary(results, target, console)
     return RunOutcome(target, results, True, 0)
 
 
-def _run_episodes(cfg, protocol, sampler, todo, samples_path, quiet, console) -> None:
+def _run_episodes(cfg, protocol, sampler, todo, samples_path, device, quiet, console) -> None:
     """Sample, decode, score and record `todo` in batches of `batch_episodes`."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -284,7 +467,7 @@ def _run_episodes(cfg, protocol, sampler, todo, samples_path, quiet, console) ->
             outputs = sampler.run([x for x, _ in inputs])
             seconds = (time.perf_counter() - tb) / len(batch)
             for spec, (_, truth), out in zip(batch, inputs, outputs, strict=True):
-                record = _record(protocol, spec, truth, out.picture, run_dir, seconds, cfg)
+                record = _record(protocol, spec, truth, out.picture, run_dir, seconds, cfg, device)
                 writer.write(record)
             finished = start + len(batch)
             rate = (time.perf_counter() - t0) / finished
@@ -303,8 +486,9 @@ def _record(
     run_dir: Path,
     seconds: float,
     cfg: RunConfig,
+    device: str = "unknown",
 ) -> dict:
-    """One samples.jsonl record: scores, baselines, picture paths, seconds."""
+    """One samples.jsonl record: scores, baselines, picture paths, seconds, device."""
     scored = protocol.score(spec, truth, picture)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.id)  # ids may hold "/" (city/name, wnid/file)
     record = {
@@ -318,6 +502,7 @@ def _record(
         "pred": f"pictures/{stem}.pred.png",
         "gt": f"pictures/{stem}.gt.png",
         "seconds": round(seconds, 4),
+        "device": device,
         **scored.extra,
     }
     if cfg.save_pictures:
@@ -332,7 +517,9 @@ def _aggregate(values: list[float]) -> dict[str, float]:
     return mean_with_ci(values) if values else {"mean": float("nan"), "n": 0}
 
 
-def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any]:
+def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
+    """results.json: metrics and baselines over `samples` (every finished sample of the
+    folder), the devices that produced them, versions and this session's timing."""
     groups = sorted({s["group"] for s in samples if s.get("group") is not None})
 
     def block(get) -> dict[str, Any]:
@@ -359,6 +546,8 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
             value = protocol.dataset_metric(m, samples, name)
             baselines[name][m] = {"overall": {"mean": value, "n": len(samples)}}
     note = model_note(cfg.model.name)
+    devices = _device_counts(samples)
+    seconds = [s["seconds"] for s in samples if isinstance(s.get("seconds"), (int, float))]
     return {
         "key": key,
         "task": cfg.task.name,
@@ -375,15 +564,19 @@ def _results(cfg, protocol, key, samples, device, elapsed, new) -> dict[str, Any
             "python": platform.python_version(),
         },
         "git": _git_hash(),
-        "device": device,
+        "device": ", ".join(devices) or "n/a",
+        "devices": devices,
         "timing": {
             "seconds_this_session": round(elapsed, 2),
             "new_samples": new,
-            "mean_seconds_per_episode": (
-                round(float(np.mean([s["seconds"] for s in samples])), 4) if samples else None
-            ),
+            "mean_seconds_per_episode": round(float(np.mean(seconds)), 4) if seconds else None,
         },
     }
+
+
+def _device_counts(samples: list[dict]) -> dict[str, int]:
+    """How many samples each device produced ("unknown": records from before the field)."""
+    return dict(Counter(str(s.get("device") or "unknown") for s in samples))
 
 
 def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:

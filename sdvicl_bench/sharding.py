@@ -5,6 +5,9 @@ split whatever machine runs it) and writes `samples.shard<i>of<K>.jsonl` in the 
 Under torchrun (WORLD_SIZE > 1) the shard is the process's rank; rank 0 creates the run
 folder, the others wait for it, and rank 0 merges the shard files at the end. Separate
 jobs (a SLURM array) merge with `sdvicl-bench merge <run folders>`.
+
+Each process claims its own sample file while it runs (`report.lock.SampleLock`), so shards
+work in parallel while a second process started on the same shard stops in one line.
 """
 
 from __future__ import annotations

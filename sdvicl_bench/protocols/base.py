@@ -147,9 +147,7 @@ class RetrievalProtocol(TaskProtocol):
         if name == "random":
             return {q: rt.retrieve_random(q, qs.pool, n, seed) for q in qs.queries}
         if name == "same_class":
-            return {
-                q: rt.retrieve_same_class(q, qs.pool, n, seed, qs.class_of) for q in qs.queries
-            }
+            return {q: rt.retrieve_same_class(q, qs.pool, n, seed, qs.class_of) for q in qs.queries}
         return self._clip_knn(qs, n)
 
     def _clip_knn(self, qs: QuerySet, n: int) -> dict[str, list[str]]:

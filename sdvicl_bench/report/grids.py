@@ -9,6 +9,7 @@ pictures of a sample, is a callable supplied by the caller.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,14 +156,18 @@ def _text(
 # ------------------------------------------------------------------ run folders
 
 
+GRID_FIELDS = {"id": str, "query": str, "prompts": list, "seed": int}
+"""What a sample record needs to be drawn (its scores and pictures may be absent)."""
+
+
 def read_run_samples(run_dir: Path) -> list[dict]:
-    """Finished samples of a run folder (shard files too), read-only: a torn line is left for
-    the run's resume to mend."""
-    if not any(Path(run_dir).glob("samples*.jsonl")):
+    """Finished samples of a run folder (shard files too), read-only: a damaged line is
+    skipped and left for the run's resume to set aside."""
+    if not records.sample_files(Path(run_dir)):
         raise FileNotFoundError(
             f"{Path(run_dir) / 'samples.jsonl'} not found: is {run_dir} a run folder?"
         )
-    return records.read_run_samples(Path(run_dir))
+    return records.read_run_samples(Path(run_dir), fields=GRID_FIELDS)
 
 
 def load_run_picture(run_dir: Path, rel: str | None) -> Image.Image | None:
@@ -202,7 +207,8 @@ def run_grid(
     Columns: A_1..A_n | B_1..B_n | C | prediction | decoded (only if `decoded` is given) | GT,
     with n the most prompts of any shown episode (fewer prompts leave empty tiles). The caption
     is the episode id and its scores (3 significant digits). A prediction or GT that was not
-    saved (`save_pictures: false`) shows as an empty tile. Returns the path written.
+    saved (`save_pictures: false`) or was deleted shows as an empty tile
+    (`records.missing_pictures` names them for a warning). Returns the path written.
     """
     run_dir = Path(run_dir)
     samples = read_run_samples(run_dir)[: max(0, limit)]
@@ -224,7 +230,7 @@ def run_grid(
     titles = [f"A_{i + 1}" for i in range(n)] + [f"B_{i + 1}" for i in range(n)]
     titles += ["C", "prediction", *(["decoded"] if decoded is not None else []), "GT"]
     out = run_dir / "grid.png"
-    make_grid(rows, tile=tile, titles=titles).save(out)
+    save_atomic(make_grid(rows, tile=tile, titles=titles), out)
     return out
 
 
@@ -268,8 +274,17 @@ def compare_grid(
         rows.append(GridRow(pics, "  |  ".join(parts)))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    make_grid(rows, tile=tile, titles=["C", "GT", *labels]).save(out)
+    save_atomic(make_grid(rows, tile=tile, titles=["C", "GT", *labels]), out)
     return out
+
+
+def save_atomic(picture: Image.Image, out: Path) -> None:
+    """Save `picture` to `out` via a per-process temp file and a rename, so a reader (or a
+    second process drawing the same grid) never sees half a file."""
+    fmt = Image.registered_extensions().get(out.suffix.lower(), "PNG")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    picture.save(tmp, format=fmt)
+    os.replace(tmp, out)
 
 
 def _pad(pictures: list[Image.Image], n: int) -> list[Image.Image | None]:

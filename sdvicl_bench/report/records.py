@@ -1,7 +1,10 @@
 """Run folders (ARCHITECTURE.md rule 5): samples.jsonl, results.json, episodes.jsonl.
 
 samples.jsonl is appended and flushed line by line, so a crash or Ctrl-C loses no finished
-sample; a torn last line is dropped on reading and its episode redone.
+sample. A line that is not a record (a torn last line, garbage, JSON that is not a sample) is
+skipped on reading; the process that owns the file (`mend_samples`) sets it aside in
+samples.damaged.jsonl and rewrites the file with the valid records, so its episode is redone
+and no good record after it is lost.
 """
 
 from __future__ import annotations
@@ -15,6 +18,18 @@ from typing import Any
 
 from sdvicl_bench.types import EpisodeSpec
 
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "query": str,
+    "prompts": list,
+    "seed": int,
+    "scores": dict,
+    "baselines": dict,
+}
+"""What a samples.jsonl line must hold (with these types) to count as a finished sample."""
+DAMAGED_NAME = "samples.damaged.jsonl"
+"""Where the owner of a sample file sets its damaged lines aside, with the file they left."""
+
 
 def run_key(payload: dict[str, Any]) -> str:
     """12 hex chars of sha256 over the canonical JSON of what changes a number."""
@@ -25,7 +40,7 @@ def run_key(payload: dict[str, Any]) -> str:
 def find_or_create_run_dir(base: Path, task: str, key: str) -> tuple[Path, bool]:
     """The run folder `<base>/<task>/<timestamp>-<key>/`: the existing one with this key, or new.
 
-    Returns (folder, resumed).
+    Returns (folder, resumed). Callers that may race hold the lock at `creation_lock_path`.
     """
     task_dir = base / task
     existing = sorted(task_dir.glob(f"*-{key}")) if task_dir.exists() else []
@@ -36,15 +51,21 @@ def find_or_create_run_dir(base: Path, task: str, key: str) -> tuple[Path, bool]
     return folder, False
 
 
+def creation_lock_path(base: Path, task: str) -> Path:
+    """The lock file held while a run folder of `task` is found or created: `<base>/.<task>.lock`
+    (beside the task folder, so that folder holds run folders only)."""
+    return base / f".{task}.lock"
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Write JSON atomically (temp file + rename; the temp name is per process)."""
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
 
 
 def write_episodes(path: Path, episodes: list[EpisodeSpec]) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with tmp.open("w") as f:
         for ep in episodes:
             f.write(json.dumps(ep.to_json()) + "\n")
@@ -52,6 +73,7 @@ def write_episodes(path: Path, episodes: list[EpisodeSpec]) -> None:
 
 
 def read_episodes(path: Path) -> list[EpisodeSpec]:
+    """The frozen episodes of an episodes.jsonl; `DataError` (one line, file:line) on a bad one."""
     from sdvicl_bench.errors import DataError
 
     if not path.is_file():
@@ -64,46 +86,131 @@ def read_episodes(path: Path) -> list[EpisodeSpec]:
         if not line.strip():
             continue
         try:
-            out.append(EpisodeSpec.from_json(json.loads(line)))
+            out.append(episode_of(json.loads(line)))
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(
-                f"{path}:{n} is not an episode record ({err}). "
-                "Fix: pass an episodes.jsonl written by sdvicl-bench run."
+                f"{path}:{n} is not an episode record ({err}). Fix: give each line an id, "
+                "a query, a non-empty prompts list and a seed, as an episodes.jsonl written "
+                "by sdvicl-bench run does."
             ) from None
     return out
 
 
-def read_samples(path: Path, *, mend: bool = True) -> list[dict[str, Any]]:
-    """Finished samples; a torn (unparseable) last line is dropped and, with `mend`, cut off
-    the file (only the process that appends to a file may mend it)."""
+def episode_of(obj: Any) -> EpisodeSpec:
+    """One episodes.jsonl record as an EpisodeSpec; ValueError where it cannot be one."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON {type(obj).__name__}, not an object")
+    prompts = obj.get("prompts")
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a list of dataset keys")
+    if not prompts:
+        raise ValueError("its prompts list is empty: an episode needs at least one prompt pair")
+    return EpisodeSpec.from_json(obj)
+
+
+def is_record(obj: Any, fields: dict = RECORD_FIELDS) -> bool:
+    """Whether a parsed samples.jsonl line is a sample record: a dict with `fields` typed."""
+    return isinstance(obj, dict) and all(isinstance(obj.get(k), t) for k, t in fields.items())
+
+
+def parse_samples(raw: bytes, fields: dict = RECORD_FIELDS) -> tuple[list[dict], list[int]]:
+    """(records, numbers of the damaged lines) of a sample file's bytes.
+
+    A line is damaged when it is not JSON, not a record (`is_record`), or the last one and
+    torn (no newline). Blank lines are neither.
+    """
+    records, damaged = [], []
+    for n, line in enumerate(raw.splitlines(keepends=True), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line) if line.endswith(b"\n") else None
+        except (ValueError, RecursionError):
+            obj = None
+        if is_record(obj, fields):
+            records.append(obj)
+        else:
+            damaged.append(n)
+    return records, damaged
+
+
+def read_samples(path: Path, *, fields: dict = RECORD_FIELDS) -> list[dict[str, Any]]:
+    """Finished samples of one sample file, read-only: damaged lines are skipped."""
     if not path.exists():
         return []
+    return parse_samples(path.read_bytes(), fields)[0]
+
+
+def mend_samples(path: Path) -> int:
+    """Set the damaged lines of a sample file aside; returns how many.
+
+    Each damaged line is appended (with its file and line number) to samples.damaged.jsonl
+    beside it, then the file is rewritten atomically with only its valid lines, so their
+    episodes are redone and every good record is kept. Only the process that appends to
+    `path` (and holds its lock) may mend it.
+    """
+    if not path.exists():
+        return 0
     raw = path.read_bytes()
-    samples, good = [], 0
-    for line in raw.splitlines(keepends=True):
-        try:
-            if not line.endswith(b"\n"):
-                raise ValueError("torn line")
-            samples.append(json.loads(line))
-        except ValueError:
-            break
-        good += len(line)
-    if mend and good != len(raw):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return samples
+    _, damaged = parse_samples(raw)
+    if not damaged:
+        return 0
+    lines = raw.splitlines(keepends=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    aside = [
+        {
+            "file": path.name,
+            "line": n,
+            "text": lines[n - 1].decode("utf-8", "replace").rstrip("\n"),
+            "set_aside": stamp,
+        }
+        for n in damaged
+    ]
+    with (path.parent / DAMAGED_NAME).open("a") as f:
+        f.write("".join(json.dumps(a) + "\n" for a in aside))
+        f.flush()
+        os.fsync(f.fileno())
+    bad = set(damaged)
+    kept = [line for n, line in enumerate(lines, 1) if n not in bad and line.strip()]
+    _replace_bytes(path, b"".join(kept))
+    return len(damaged)
 
 
-def read_run_samples(run_dir: Path, own: str | None = None) -> list[dict[str, Any]]:
-    """Samples from samples.jsonl and every shard file of a run folder.
+def write_samples(path: Path, samples: list[dict[str, Any]]) -> None:
+    """Write a sample file atomically (temp file + fsync + rename), one record a line."""
+    _replace_bytes(path, "".join(json.dumps(s) + "\n" for s in samples).encode())
 
-    Only `own` (this process's sample file) is mended; other shards' files may be in the
-    middle of an append by another process.
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sample_files(run_dir: Path) -> list[Path]:
+    """samples.jsonl and every shard (or merged-in) sample file of a run folder, sorted."""
+    return sorted(p for p in Path(run_dir).glob("samples*.jsonl") if p.name != DAMAGED_NAME)
+
+
+def read_run_samples(run_dir: Path, *, fields: dict = RECORD_FIELDS) -> list[dict[str, Any]]:
+    """Samples from samples.jsonl and every shard file of a run folder, read-only.
+
+    Damaged lines are skipped, never mended here: other shards' files may be in the middle of
+    an append by another process (the owner mends its own with `mend_samples`).
     """
     out = []
-    for path in sorted(run_dir.glob("samples*.jsonl")):
-        out += read_samples(path, mend=path.name == own)
+    for path in sample_files(run_dir):
+        out += read_samples(path, fields=fields)
     return out
+
+
+def missing_pictures(run_dir: Path, samples: list[dict[str, Any]]) -> list[str]:
+    """The `pred` and `gt` picture paths the samples name that are not in the run folder."""
+    names = [s.get(k) for s in samples for k in ("pred", "gt")]
+    return [n for n in names if isinstance(n, str) and not (Path(run_dir) / n).is_file()]
 
 
 class SampleWriter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +77,49 @@ class DiffusionModel:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """`auto` -> cuda if available else cpu; anything else as torch understands it."""
+    """`auto` -> cuda if available else cpu; else `cpu`, `cuda[:i]` or `mps` if this machine has it.
+
+    Anything else (a type torch does not know, cuda without CUDA, an index past the GPU count,
+    mps without MPS) raises a one-line ModelError naming the device and the valid choices.
+    """
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    problem = _device_problem(device)
+    if problem:
         raise ModelError(
-            f"model.device={spec} but no CUDA device is visible. Fix: model.device=cpu"
+            f"model.device={spec}: {problem}. Fix: model.device=auto or one of: "
+            f"{', '.join(device_choices()[1:])}."
         )
     return device
+
+
+def device_choices() -> list[str]:
+    """The `model.device` values this machine can run: auto, cpu, cuda, cuda:i, mps."""
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def _device_problem(device: torch.device | None) -> str | None:
+    """Why torch cannot run the model on `device` here, or None when it can."""
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        return "not a device type sdvicl-bench can run on (cpu, cuda, mps)"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"no CUDA device is visible (torch {torch.__version__})"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device{'s' if count != 1 else ''}"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS (Apple GPU) is not available here"
+    return None
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
@@ -164,28 +199,12 @@ def load_pretrained(name: str, source: str, revision: str | None) -> DiffusionMo
     """Load a Stable Diffusion folder (hub id at `revision`, or local) as model `name`.
 
     U-Net, VAE, tokenizer and text encoder go through diffusers'/transformers'
-    `from_pretrained`. The empty-prompt embedding is computed once with the folder's own
-    tokenizer and text encoder, which are then dropped.
+    `from_pretrained`: from the local folder or the local Hugging Face cache first (no
+    network), then, for a hub id not (fully) cached, from the hub if it can be reached. The
+    empty-prompt embedding is computed once with the folder's own tokenizer and text encoder,
+    which are then dropped. Every failure is a one-line ModelError naming the cause and fix.
     """
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    kw = {"revision": revision} if revision else {}
-    is_local = Path(source).expanduser().exists()
-    try:
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw)
-        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kw)
-        tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
-        text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw)
-    except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        where = f"local folder '{source}'" if is_local else f"hub id '{source}'"
-        raise ModelError(
-            f"Cannot load {name} from {where}"
-            + (f" (revision {revision})" if revision and not is_local else "")
-            + f": {reason[:200].rstrip('.')}. Fix: download it once with "
-            f"`huggingface-cli download {source}` on a machine with internet, "
-            "or pass model.path=<folder with unet/ vae/ tokenizer/ text_encoder/>."
-        ) from None
+    unet, vae, tokenizer, text_encoder = _load_parts(name, source, revision)
     with torch.no_grad():
         ids = tokenizer(
             [""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
@@ -202,6 +221,116 @@ def load_pretrained(name: str, source: str, revision: str | None) -> DiffusionMo
         source=source,
         revision=revision,
     )
+
+
+FOLDER_FIX = (
+    "pass model.path=<folder with unet/ vae/ tokenizer/ text_encoder/> (e.g. made by "
+    "`huggingface-cli download <hub id> --local-dir <folder>`)."
+)
+HUB_TIMEOUT_S = 3.0
+"""How long `hub_reachable` waits for the hub's answer."""
+
+
+def _load_parts(name: str, source: str, revision: str | None) -> tuple:
+    """(unet, vae, tokenizer, text_encoder): local folder or cache first, then the hub."""
+    local = _is_local(source)
+    if local and not Path(source).expanduser().is_dir():
+        raise missing_folder_error(source)
+    try:
+        return _from_pretrained(source, revision, offline=True)
+    except (OSError, ValueError) as err:
+        if local:
+            raise ModelError(
+                f"Cannot load {name} from local folder '{source}': {_reason(err)}. "
+                f"Fix: {FOLDER_FIX}"
+            ) from None
+    if not hub_reachable():
+        raise ModelError(_offline_message(name, source, revision))
+    try:
+        return _from_pretrained(source, revision, offline=False)
+    except (OSError, ValueError) as err:
+        at = f" (revision {revision})" if revision else ""
+        raise ModelError(
+            f"Cannot load {name} from hub id '{source}'{at}: {_reason(err)}. Fix: download "
+            f"it once with `huggingface-cli download {source}` on a machine with internet, "
+            f"or {FOLDER_FIX}"
+        ) from None
+
+
+def _from_pretrained(source: str, revision: str | None, *, offline: bool) -> tuple:
+    """(unet, vae, tokenizer, text_encoder) of a diffusers folder; `offline`: no network."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    kw: dict = {"local_files_only": offline}
+    if revision:
+        kw["revision"] = revision
+    with warnings.catch_warnings():  # diffusers passes an argument huggingface_hub deprecated
+        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        return (
+            UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw),
+            AutoencoderKL.from_pretrained(source, subfolder="vae", **kw),
+            CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw),
+            CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw),
+        )
+
+
+def _is_local(source: str) -> bool:
+    """A local folder: it exists, or it cannot be a hub id (`/x`, `./x`, `~/x`, `a/b/c`)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if Path(source).expanduser().exists():
+        return True
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return True
+    return False
+
+
+def missing_folder_error(path: str) -> ModelError:
+    """A model folder (`model.path`, always local) that does not exist."""
+    return ModelError(
+        f"Model folder not found: {path} (model.path is always a local folder). "
+        f"Fix: {FOLDER_FIX[:-1]}, or drop model.path to load model.hub_id."
+    )
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub answers within `timeout` s (False if HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # any transport error (DNS, refused, timeout, proxy) means unreachable
+        return False
+    return True
+
+
+def _offline_message(name: str, source: str, revision: str | None) -> str:
+    """One line for a hub id that is neither cached nor downloadable: offline, and the ways out."""
+    from huggingface_hub import constants
+
+    at, flag = (f" at revision {revision}", f" --revision {revision}") if revision else ("", "")
+    why = (
+        "HF_HUB_OFFLINE is set"
+        if constants.HF_HUB_OFFLINE
+        else f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached (offline?)"
+    )
+    return (
+        f"Cannot load {name}: {why} and '{source}'{at} is not in the local cache "
+        f"({constants.HF_HUB_CACHE}). Fix: on a machine with internet run `huggingface-cli "
+        f"download {source}{flag} --local-dir <folder>`, copy the folder here and pass "
+        "model.path=<folder>; or copy a filled Hugging Face cache here and set HF_HUB_OFFLINE=1."
+    )
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an exception's text, at most 200 characters, no final dot."""
+    text = str(err).strip()
+    return text.splitlines()[0][:200].rstrip(".") if text else type(err).__name__
 
 
 # ----------------------------------------------------------------------------- toy
@@ -232,9 +361,7 @@ def check_weights(folder: Path) -> dict[str, str]:
     try:
         recorded = json.loads(record_path.read_text(encoding="utf-8"))["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise ModelError(
-            f"Toy model record missing or unreadable: {record_path}. {fix}"
-        ) from None
+        raise ModelError(f"Toy model record missing or unreadable: {record_path}. {fix}") from None
     for rel, expected in recorded.items():
         path = Path(folder) / rel
         if not path.is_file():
