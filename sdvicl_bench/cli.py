@@ -286,6 +286,11 @@ def validate(overrides: Overrides = None) -> None:
     cfg = load_config(overrides or [])
     note = check_inputs(cfg)
     typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True).rstrip())
+    if cfg.prompts is not None and cfg.prompts != cfg.task.prompts:
+        typer.echo(
+            f"# n = {cfg.num_prompts} prompts: prompts={cfg.prompts} overrides task.prompts "
+            f"(the task's default, {cfg.task.prompts})."
+        )
     if note:
         typer.echo(f"note: {note}", err=True)
 

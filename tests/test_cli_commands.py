@@ -118,3 +118,21 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
     b = {s["id"]: s["scores"] for s in samples(clean_dir_run)}
     assert len(samples(run_dir)) == 10 == len(a)  # no duplicates
     assert a == b
+
+
+def test_validate_says_which_prompt_count_wins():
+    result = runner.invoke(app, ["validate", "task=fgseg", "prompts=5", "debug=smoke"])
+    assert result.exit_code == 0, result.output
+    assert "# n = 5 prompts: prompts=5 overrides task.prompts (the task's default, 1)." in (
+        result.output
+    )
+
+
+def test_table_labels_name_defaults_and_frozen_episodes():
+    from sdvicl_bench.report.tables import _shown
+
+    assert _shown("episodes", None) == "default"
+    assert _shown("episodes", "results/runs/fgseg/2026-abc/episodes.jsonl") == (
+        "frozen from 2026-abc"
+    )
+    assert _shown("sampler.steps", 20) == "20"

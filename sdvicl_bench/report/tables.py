@@ -348,7 +348,7 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         ]
         for (run, row), flat in zip(group, flats, strict=True):
             if differing and len(differing) <= 3:
-                extra = ", ".join(f"{k}={flat[k]}" for k in differing)
+                extra = ", ".join(f"{k}={_shown(k, flat[k])}" for k in differing)
             else:
                 extra = f"run {run.get('key') or Path(run.get('run_dir', '')).name}"
             label = row["method"]
@@ -356,6 +356,17 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
                 row["method"] = f"{label[:-1]}; {extra})"
             else:
                 row["method"] = f"{label} ({extra})"
+
+
+def _shown(key: str, value: Any) -> str:
+    """A config value as a table label shows it: None is the default, a frozen episodes file
+    is named by its run folder."""
+    if value is None:
+        return "default"
+    if key == "episodes" and isinstance(value, str):
+        path = Path(value)
+        return f"frozen from {path.parent.name}" if path.parent.name else path.name
+    return str(value)
 
 
 def _repeats(
