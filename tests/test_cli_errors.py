@@ -331,3 +331,80 @@ def test_palette_choices_are_the_palettes():
     from typing import get_args
 
     assert set(get_args(TASK_OPTIONS["semseg"]["palette"])) == set(semseg.PALETTES)
+
+
+# ----------------------------------------------------------------------------- real file systems
+
+
+@pytest.fixture()
+def tmpfs(tmp_path):
+    """mount(size) -> a fresh tmpfs of that size under tmp_path (root only: else skipped)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"tmpfs{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sdvicl_bench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+
+
+def _scores(run_dir: Path) -> dict[str, dict]:
+    return {s["id"]: s["scores"] for s in records.read_samples(run_dir / "samples.jsonl")}
+
+
+def _remount(where: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True)
+
+
+def test_full_and_read_only_tmpfs_for_real(tmp_path, tmpfs):
+    """A real ENOSPC and a real EROFS mid-run: one line, exit 2, finished samples kept, and a
+    rerun after the disk is fixed completes to the records of an uninterrupted run."""
+    data = f"data.root={tmp_path / 'data'}"
+    common = ["run", *SMOKE, data, "limit=6", "--quiet"]
+    reference = _cli(*common, f"output_dir={tmp_path / 'reference'}", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    expected = _scores(Path(reference.stdout.strip().splitlines()[-1]))
+
+    full = tmpfs("96k")  # room for the folder and a few pictures, not for six episodes
+    first = _cli(*common, f"output_dir={full}", cwd=tmp_path)
+    lines = [x for x in first.stderr.splitlines() if x.strip()]
+    assert first.returncode == 2 and "Traceback" not in first.stderr, first.stderr[-2000:]
+    assert len(lines) == 1 and "No space left" in lines[0] and "Fix:" in lines[0]
+    (run_dir,) = (full / "fgseg").iterdir()
+    kept = _scores(run_dir)
+    assert all(expected[i] == s for i, s in kept.items())  # what was kept is whole
+
+    _remount(full, "size=16m")
+    _remount(full, "ro")
+    again = _cli(*common, f"output_dir={full}", cwd=tmp_path)
+    lines = [x for x in again.stderr.splitlines() if x.strip()]
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    assert len(lines) == 1 and "Read-only" in lines[0]
+    assert _scores(run_dir) == kept
+
+    _remount(full, "rw")
+    last = _cli(*common, f"output_dir={full}", cwd=tmp_path)
+    assert last.returncode == 0, last.stderr[-2000:]
+    assert _scores(run_dir) == expected
