@@ -38,6 +38,7 @@ WRITE_FIXES = {
     "tables": "pass --out <writable folder>",
     "grid": "copy the run folder somewhere writable and pass that copy",
     "merge": "copy the run folders somewhere writable and merge the copies",
+    "rescore": "copy the run folder somewhere writable and rescore the copy",
 }
 """A command's way out of a full disk or read-only folder (errors.disk_error_line)."""
 
@@ -457,6 +458,28 @@ def merge(
 
     outcome = evaluate.merge(list(run_dirs), quiet=quiet, console=console)
     typer.echo(str(outcome.run_dir))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench rescore results/runs/fgseg/20261126-101500-3f2a9c1b7e44\n\n"
+        "  sdvicl-bench rescore results/runs/keypoints/*   (every keypoints run)"
+    )
+)
+@user_errors
+def rescore(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders (finished or partial)")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+) -> None:
+    """Recompute every score, baseline, results.json and grid of runs from their saved
+    pictures, without the model (after a task version or metric change). The old
+    results.json is kept as results.<timestamp>.json."""
+    from sdvicl_bench.rescore import rescore as rescore_run
+
+    for run_dir in run_dirs:
+        outcome = rescore_run(run_dir, quiet=quiet, console=console)
+        typer.echo(str(outcome.run_dir))
 
 
 @app.command(

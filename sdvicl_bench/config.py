@@ -232,10 +232,13 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 TASK_OPTIONS: dict[str, dict[str, Any]] = {
-    "fgseg": {},
-    "det": {},
-    "keypoints": {},
-    "semseg": {"palette": Literal["official", "spread"]},  # tasks.semseg.PALETTES
+    "fgseg": {"score_size": int | None},  # null: the image's size; 111: VP/UnsupPR's cell
+    "det": {"score_size": int | None},
+    "keypoints": {"pck_thresholds": tuple[float, ...]},  # pck@<alpha> metrics, x max(W, H)
+    "semseg": {
+        "palette": Literal["official", "spread"],  # tasks.semseg.PALETTES
+        "miou": Literal["dataset", "per_image"],  # one confusion matrix, or mean of images'
+    },
     "edges": {"source": Literal["voc", "bsds500"]},
     "colorization": {
         "source": Literal["folder", "hub"],
@@ -291,7 +294,15 @@ def _describe(spec: Any) -> str:
     """An option's values in words: `official|spread`, `<integer>`, `true|false` ..."""
     if get_origin(spec) is Literal:
         return "|".join(str(c) for c in get_args(spec))
-    words = {bool: "true|false", int: "<integer>", str: "<text>", type(None): "null"}
+    if get_origin(spec) is tuple:  # tuple[float, ...]: a list
+        return f"[{_describe(get_args(spec)[0])},...]"
+    words = {
+        bool: "true|false",
+        int: "<integer>",
+        float: "<number>",
+        str: "<text>",
+        type(None): "null",
+    }
     return "|".join(words[a] for a in (get_args(spec) or (spec,)))
 
 
@@ -326,7 +337,8 @@ class RetrievalConfig:
     clip_knn (UnsupPR): cosine nearest neighbours of the query by CLIP ViT-L/14 LAION image
     features among the prompt pool; same_class (Visual Prompting): random entries of the
     query's class; random: random entries of the pool. class_filter=query keeps only pool
-    entries of the query's class (clip_knn).
+    entries of the query's class (clip_knn). prompt_class (clip_knn): the class a retrieved
+    image listed under several classes shows, `last_listed` (UnsupPR) or `query`.
     """
 
     name: Literal["clip_knn", "same_class", "random"] = "clip_knn"
@@ -334,6 +346,7 @@ class RetrievalConfig:
     revision: str | None = None
     model_path: str | None = None
     class_filter: Literal["none", "query"] = "none"
+    prompt_class: Literal["last_listed", "query"] = "last_listed"
     cache_dir: str = ".cache/sdvicl"
     batch_size: int = 32
 

@@ -40,7 +40,7 @@ import sdvicl_bench
 from sdvicl_bench import sharding
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.metrics.iou import mean_with_ci
-from sdvicl_bench.protocols import TaskProtocol, make_protocol
+from sdvicl_bench.protocols import Scored, TaskProtocol, make_protocol
 from sdvicl_bench.report import lock
 from sdvicl_bench.report.lock import SampleLock
 from sdvicl_bench.report.records import (
@@ -218,6 +218,8 @@ def _run_claimed(
     todo = [e for e in mine if e.id not in done]
     if writes and cfg.save_pictures:
         _warn_missing_pictures(run_dir, finished, console)
+    if writes and not quiet:
+        _warn_stale(protocol, run_dir, finished, console)
     if resumed and not quiet:
         _say(console, _resume_line(run_dir, shard, len(mine) - len(todo), len(todo)))
 
@@ -290,6 +292,20 @@ def _warn_missing_pictures(run_dir: Path, samples: list[dict], console: Console)
             f"warning: {len(gone)} finished sample{'s' if len(gone) > 1 else ''} of {run_dir} "
             f"miss their picture files ({shown}); their scores stand. To recreate the "
             "pictures, delete their lines from the sample file and rerun.",
+        )
+
+
+def _warn_stale(
+    protocol: TaskProtocol, run_dir: Path, samples: list[dict], console: Console
+) -> None:
+    """One line when finished records lack a metric the protocol reports now (`_stale_samples`)."""
+    stale = _stale_samples(protocol, samples)
+    if stale:
+        _say(
+            console,
+            f"note: {len(stale)} finished sample{'s' if len(stale) > 1 else ''} of {run_dir} "
+            "predate some of this task's metrics, which leave them out (or show n/a). "
+            f"Fix: sdvicl-bench rescore {run_dir}",
         )
 
 
@@ -488,10 +504,22 @@ def _record(
     cfg: RunConfig,
     device: str = "unknown",
 ) -> dict:
-    """One samples.jsonl record: scores, baselines, picture paths, seconds, device."""
+    """One samples.jsonl record: scores, baselines, picture paths, seconds, device; saves the
+    prediction and GT pictures where `cfg.save_pictures`."""
     scored = protocol.score(spec, truth, picture)
+    record = record_of(protocol, spec, scored, seconds, device)
+    if cfg.save_pictures:
+        picture.save(run_dir / record["pred"])
+        scored.gt_picture.save(run_dir / record["gt"])
+    return record
+
+
+def record_of(
+    protocol: TaskProtocol, spec: EpisodeSpec, scored: Scored, seconds: float, device: str
+) -> dict:
+    """The samples.jsonl record of a scored episode (what `_record` writes; `rescore` too)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.id)  # ids may hold "/" (city/name, wnid/file)
-    record = {
+    return {
         "id": spec.id,
         "query": spec.query,
         "prompts": list(spec.prompts),
@@ -505,10 +533,6 @@ def _record(
         "device": device,
         **scored.extra,
     }
-    if cfg.save_pictures:
-        picture.save(run_dir / record["pred"])
-        scored.gt_picture.save(run_dir / record["gt"])
-    return record
 
 
 def _aggregate(values: list[float]) -> dict[str, float]:
@@ -517,9 +541,41 @@ def _aggregate(values: list[float]) -> dict[str, float]:
     return mean_with_ci(values) if values else {"mean": float("nan"), "n": 0}
 
 
+def _score_of(sample: dict, baseline: str | None, metric: str) -> float:
+    """A record's score of ours (baseline None) or a baseline; NaN where the record lacks it
+    (made before the metric existed: `sdvicl-bench rescore` adds it)."""
+    scores = sample.get("scores") if baseline is None else sample.get("baselines", {}).get(baseline)
+    value = (scores or {}).get(metric)
+    return float("nan") if value is None else value
+
+
+def _dataset_block(value: float | dict[str, Any], n: int) -> dict[str, Any]:
+    """A set-level metric's results.json block: a number over `n` samples, or the block a
+    protocol gives (`overall`, and any of `per_fold`, `mean_of_folds`, `per_class`)."""
+    return dict(value) if isinstance(value, dict) else {"overall": {"mean": value, "n": n}}
+
+
+def _stale_samples(protocol: TaskProtocol, samples: list[dict]) -> list[str]:
+    """Ids of the records that lack a metric's score or a field the protocol's set-level
+    metrics read (`record_fields`): made by an older version, their numbers show as NaN or
+    leave the mean until `sdvicl-bench rescore` recomputes them."""
+    fields = protocol.record_fields
+    return [
+        s["id"]
+        for s in samples
+        if any(m not in s.get("scores", {}) for m in protocol.metrics)
+        or any(f not in s for f in fields)
+    ]
+
+
 def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
     """results.json: metrics and baselines over `samples` (every finished sample of the
-    folder), the devices that produced them, versions and this session's timing."""
+    folder), the devices that produced them, versions and this session's timing.
+
+    Per-sample metrics: the mean with a bootstrap interval over the records that have the
+    score (n says how many), per group and the mean of groups. Set-level metrics: the
+    protocol's `dataset_metric`, a number or a whole block (`_dataset_block`).
+    """
     groups = sorted({s["group"] for s in samples if s.get("group") is not None})
 
     def block(get) -> dict[str, Any]:
@@ -533,18 +589,16 @@ def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
             "mean_of_folds": float(np.mean(group_means)) if group_means else float("nan"),
         }
 
-    metrics = {m: block(lambda s, m=m: s["scores"][m]) for m in protocol.metrics}
+    metrics = {m: block(lambda s, m=m: _score_of(s, None, m)) for m in protocol.metrics}
     baselines = {
-        name: {m: block(lambda s, n=name, m=m: s["baselines"][n][m]) for m in protocol.metrics}
+        name: {m: block(lambda s, n=name, m=m: _score_of(s, n, m)) for m in protocol.metrics}
         for name in protocol.baselines
     }
-    for m in protocol.dataset_metrics:  # set-level metrics: one number from all samples
-        metrics[m] = {
-            "overall": {"mean": protocol.dataset_metric(m, samples, None), "n": len(samples)}
-        }
+    for m in protocol.dataset_metrics:  # set-level metrics: one value from all samples
+        metrics[m] = _dataset_block(protocol.dataset_metric(m, samples, None), len(samples))
         for name in protocol.baselines:
             value = protocol.dataset_metric(m, samples, name)
-            baselines[name][m] = {"overall": {"mean": value, "n": len(samples)}}
+            baselines[name][m] = _dataset_block(value, len(samples))
     note = model_note(cfg.model.name)
     devices = _device_counts(samples)
     seconds = [s["seconds"] for s in samples if isinstance(s.get("seconds"), (int, float))]
@@ -556,7 +610,7 @@ def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
         "metrics": metrics,
         "baselines": baselines,
         "note": note,
-        "config": to_dict(cfg),
+        "config": _reported_config(cfg, protocol),
         "versions": {
             "sdvicl_bench": sdvicl_bench.__version__,
             "torch": torch.__version__,
@@ -574,6 +628,18 @@ def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
     }
 
 
+def _reported_config(cfg: RunConfig, protocol: TaskProtocol) -> dict[str, Any]:
+    """The resolved config for results.json, with `task.metrics` completed by the protocol's
+    `metric_specs` (direction and scale of metrics the task YAML does not list, e.g. ones
+    added since; the YAML's own entries win). Tables and summaries read them from here; the
+    run key is computed from the config itself, so it does not change."""
+    config = to_dict(cfg)
+    specs = config["task"].get("metrics") or {}
+    defaults = protocol.metric_specs
+    config["task"]["metrics"] = {**specs, **{k: v for k, v in defaults.items() if k not in specs}}
+    return config
+
+
 def _device_counts(samples: list[dict]) -> dict[str, int]:
     """How many samples each device produced ("unknown": records from before the field)."""
     return dict(Counter(str(s.get("device") or "unknown") for s in samples))
@@ -583,13 +649,16 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     """A table of ours and the baselines, with n and the 95% interval; where the files are.
 
     Per metric: the mean (scaled as the task YAML says), its 95% bootstrap interval where the
-    metric is per-sample, and the mean of folds where the task has folds.
+    metric is per-sample, and the mean of folds where the task has folds. The title gives the
+    episode count, per fold where the run has folds (`count_phrase`).
     """
+    from sdvicl_bench.report.tables import count_phrase
+
     specs = results["config"]["task"].get("metrics") or {}
     rows = [("SD-VICL", results["metrics"])] + [
         (f"baseline: {k}", v) for k, v in results["baselines"].items()
     ]
-    table = Table(title=f"{results['task']} (v{results['task_version']}), n = {results['n']}")
+    table = Table(title=f"{results['task']} (v{results['task_version']}), {count_phrase(results)}")
     table.add_column("method")
     columns = []
     for metric in results["metrics"]:

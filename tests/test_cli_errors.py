@@ -311,7 +311,8 @@ def test_unknown_palette_names_the_palettes(workdir):
 
 def test_option_of_another_task_names_that_task(workdir):
     line = error_line(runner.invoke(app, ["validate", "task=fgseg", "task.options.palette=x"]))
-    assert "task=fgseg has no options (task=semseg has palette=official|spread)" in line
+    assert "task=fgseg has no option 'palette' (task=semseg has palette=official|spread)" in line
+    assert "score_size=<integer>|null" in line  # fgseg's own option (issue 15)
 
 
 def test_unknown_option_names_the_known_ones(workdir):

@@ -59,7 +59,8 @@ SEMSEG_TASK = {
 
 
 def _fgseg_results() -> dict[str, Any]:
-    """sd15 weights, the task's default prompts (config prompts null), two folds."""
+    """sd15 weights, the task's default prompts (config prompts null), two folds of unequal
+    size: the mean of folds (0.4) is not the per-episode mean (0.5)."""
     return {
         "key": "aaaaaaaaaaaa",
         "task": "fgseg",
@@ -68,7 +69,7 @@ def _fgseg_results() -> dict[str, Any]:
         "metrics": {
             "iou": _per_sample(
                 _ci(0.5, 0.4, 0.6, 4),
-                {"0": _ci(0.45, 0.3, 0.6, 2), "1": _ci(0.55, 0.5, 0.6, 2)},
+                {"0": _ci(0.2, 0.2, 0.2, 1), "1": _ci(0.6, 0.5, 0.7, 3)},
             )
         },
         "baselines": {
@@ -137,26 +138,26 @@ def runs_root(tmp_path: Path) -> Path:
 
 # Reference rows come from the real reference_numbers.yaml: editing it updates this golden.
 GOLDEN_MARKDOWN = """\
-| task | method | metric | value | 95% CI | folds | n | prompts | note | source |
-|---|---|---|---:|---|---|---:|---:|---|---|
-| fgseg | SD-VICL (sd15, n=1, clip_knn) | iou | 50.00 | [40.00, 60.00] | 45.00 / 55.00 | 4 | 1 |  | ours |
-| fgseg | baseline: black | iou | 0.00 | [0.00, 0.00] | 0.00 / 0.00 | 4 | 1 |  | baseline |
-| fgseg | baseline: copy_b | iou | 25.00 | [12.50, 37.50] | 20.00 / 30.00 | 4 | 1 |  | baseline |
-| fgseg | SD-VICL (paper Tab. 9/10, full) | iou | 55.49 |  |  |  | 5 | prompts inferred | reference |
-| fgseg | SD-VICL (paper Tab. 10, without AdaIN) | iou | 51.55 |  |  |  | 5 | prompts inferred | reference |
-| fgseg | SD-VICL (paper Tab. 9, only 64x64 layers) | iou | 50.33 |  |  |  | 5 | prompts inferred | reference |
-| fgseg | VP MAE-VQGAN, random prompts | iou | 27.56 |  | 28.66 / 30.21 / 27.81 / 23.55 |  | 1 |  | reference |
-| fgseg | VP MAE-VQGAN, UnsupPR prompts | iou | 33.56 |  | 34.75 / 35.92 / 32.41 / 31.16 |  | 1 |  | reference |
-| fgseg | VP MAE-VQGAN, SupPR prompts | iou | 35.56 |  | 37.08 / 38.43 / 34.40 / 32.32 |  | 1 |  | reference |
-| fgseg | paper: relative claim |  | n/a |  |  |  | n/a | SD-VICL +8.9 mIoU over VP and +3.2 over IMProv (absolute points) | reference |
-| semseg | SD-VICL (tiny, n=2, random) | miou | 25.00 |  |  | 3 | 2 | random weights | ours |
-| semseg | SD-VICL (tiny, n=2, random) | accuracy | 75.00 |  |  | 3 | 2 | random weights | ours |
-| semseg | baseline: black | miou | 5.00 |  |  | 3 | 2 |  | baseline |
-| semseg | baseline: black | accuracy | 30.00 |  |  | 3 | 2 |  | baseline |
-| semseg | SD-VICL IWPE (paper Tab. 4) | miou | 27.01 |  |  |  | n/a | prompts not stated | reference |
-| semseg | SD-VICL feature ensembling (paper Tab. 4) | miou | 22.97 |  |  |  | n/a | prompts not stated | reference |
-| semseg | paper: relative claim |  | n/a |  |  |  | n/a | IWPE +4.9 / feature ensembling +0.9 mIoU and +6.8 / +0.9 accuracy over a single prompt (earlier draft) | reference |
-| semseg | paper: relative claim |  | n/a |  |  |  | n/a | SD-VICL +0.8 mIoU over the best baseline | reference |
+| task | method | metric | value | per-episode mean | 95% CI | folds | n | prompts | note | source |
+|---|---|---|---:|---:|---|---|---:|---:|---|---|
+| fgseg | SD-VICL (sd15, n=1, clip_knn) | iou | 40.00 | 50.00 | [40.00, 60.00] | 20.00 / 60.00 | 4 | 1 |  | ours |
+| fgseg | baseline: black | iou | 0.00 | 0.00 | [0.00, 0.00] | 0.00 / 0.00 | 4 | 1 |  | baseline |
+| fgseg | baseline: copy_b | iou | 25.00 | 25.00 | [12.50, 37.50] | 20.00 / 30.00 | 4 | 1 |  | baseline |
+| fgseg | SD-VICL (paper Tab. 9/10, full) | iou | 55.49 |  |  |  |  | 5 | prompts inferred | reference |
+| fgseg | SD-VICL (paper Tab. 9, without AdaIN) | iou | 51.55 |  |  |  |  | 5 | prompts inferred | reference |
+| fgseg | SD-VICL (paper Tab. 10, only 64x64 layers) | iou | 50.33 |  |  |  |  | 5 | prompts inferred | reference |
+| fgseg | VP MAE-VQGAN, random prompts | iou | 27.56 |  |  | 28.66 / 30.21 / 27.81 / 23.55 |  | 1 | protocol differs: prompts of a random fold class (UnsupPR --random), 3 seeds, score_size=111, episodes=1000 | reference |
+| fgseg | VP MAE-VQGAN, UnsupPR prompts | iou | 33.56 |  |  | 34.75 / 35.92 / 32.41 / 31.16 |  | 1 | protocol differs: score_size=111, class_filter=none, prompt_class=last_listed | reference |
+| fgseg | VP MAE-VQGAN, SupPR prompts | iou | 35.56 |  |  | 37.08 / 38.43 / 34.40 / 32.32 |  | 1 | protocol differs: SupPR's trained retriever, score_size=111 | reference |
+| fgseg | paper: relative claim |  | n/a |  |  |  |  | n/a | SD-VICL +8.9 mIoU over VP and +3.2 over IMProv (absolute points) | reference |
+| semseg | SD-VICL (tiny, n=2, random) | miou | 25.00 |  |  |  | 3 | 2 | random weights | ours |
+| semseg | SD-VICL (tiny, n=2, random) | accuracy | 75.00 |  |  |  | 3 | 2 | random weights | ours |
+| semseg | baseline: black | miou | 5.00 |  |  |  | 3 | 2 |  | baseline |
+| semseg | baseline: black | accuracy | 30.00 |  |  |  | 3 | 2 |  | baseline |
+| semseg | SD-VICL IWPE (paper Tab. 4) | miou | 27.01 |  |  |  |  | n/a | prompts not stated | reference |
+| semseg | SD-VICL feature ensembling (paper Tab. 4) | miou | 22.97 |  |  |  |  | n/a | prompts not stated | reference |
+| semseg | paper: relative claim |  | n/a |  |  |  |  | n/a | IWPE +4.9 / feature ensembling +0.9 mIoU and +6.8 / +0.9 accuracy over a single prompt (earlier draft) | reference |
+| semseg | paper: relative claim |  | n/a |  |  |  |  | n/a | SD-VICL +0.8 mIoU over the best baseline | reference |
 """  # noqa: E501
 
 
@@ -178,7 +179,8 @@ def test_csv_round_trips(runs_root: Path) -> None:
     assert len(back) == len(df)
     assert list(back.columns) == list(df.columns)
     ours = back[(back.task == "fgseg") & (back.source == "ours")]
-    assert ours["value"].tolist() == [50.0]
+    assert ours["value"].tolist() == [pytest.approx(40.0)]  # the mean of folds leads
+    assert ours["episode_mean"].tolist() == [50.0]
     assert back[back.method == "paper: relative claim"]["value"].isna().all()
 
 
@@ -255,8 +257,8 @@ def test_task_with_only_relative_claims_prints_na(tmp_path: Path) -> None:
     md = to_markdown(df)
     assert "| keypoints | paper: relative claim |  | n/a |" in md
     # unscaled metrics get 4 significant digits, scaled ones 2 decimals
-    assert "| keypoints | SD-VICL (sd15, n=1, clip_knn) | mse | 0.01235 | [0.01, 0.015] |" in md
-    assert "| keypoints | SD-VICL (sd15, n=1, clip_knn) | pck | 50.00 | [25.00, 75.00] |" in md
+    assert "| keypoints | SD-VICL (sd15, n=1, clip_knn) | mse | 0.01235 |  | [0.01, 0.015] |" in md
+    assert "| keypoints | SD-VICL (sd15, n=1, clip_knn) | pck | 50.00 |  | [25.00, 75.00] |" in md
 
 
 def test_repeated_methods_are_told_apart(tmp_path: Path) -> None:

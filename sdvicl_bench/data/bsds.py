@@ -72,6 +72,16 @@ def mean_boundaries(ground_truth: Any, where: str = "groundTruth") -> np.ndarray
     Malformed content (no annotators, no ``Boundaries``, not 2-D, sizes that differ) raises
     ``ValueError`` naming ``where``.
     """
+    maps = boundary_maps(ground_truth, where)
+    total = np.sum(maps, axis=0, dtype=np.float64)
+    return (total / len(maps)).astype(np.float32)
+
+
+def boundary_maps(ground_truth: Any, where: str = "groundTruth") -> np.ndarray:
+    """The annotators' ``Boundaries`` maps as bool (K, H, W) (non-zero = boundary).
+
+    ``ground_truth`` and the errors as ``mean_boundaries``, which averages these maps.
+    """
     annotators = np.asarray(ground_truth, dtype=object).ravel()
     if annotators.size == 0:
         raise ValueError(f"{where} holds no annotators")
@@ -95,8 +105,7 @@ def mean_boundaries(ground_truth: Any, where: str = "groundTruth") -> np.ndarray
                 f"{maps[0].shape}"
             )
         maps.append(array != 0)
-    total = np.sum(np.stack(maps), axis=0, dtype=np.float64)
-    return (total / len(maps)).astype(np.float32)
+    return np.stack(maps)
 
 
 class BSDSDataset:
@@ -165,6 +174,15 @@ class BSDSDataset:
         ``groundTruth`` variable is a one-line DataError. The size is not checked against the
         image (that would decode the JPEG); the real set's maps match their images.
         """
+        return self._ground_truth(image_id, split, mean_boundaries)
+
+    def annotator_boundaries(self, image_id: str, split: str) -> np.ndarray:
+        """Each annotator's boundary map of an image: bool (K, H, W) (``boundary_maps``; the
+        maps ``boundaries`` averages, for the BSDS benchmark's ODS / OIS). Errors as there."""
+        return self._ground_truth(image_id, split, boundary_maps)
+
+    def _ground_truth(self, image_id: str, split: str, read: Any) -> np.ndarray:
+        """``read(groundTruth, where)`` of an image's ``.mat`` file, with one-line errors."""
         path = self.gt_path(image_id, split)
         if not path.is_file():
             raise DataError(f"BSDS500 ground truth not found: {path}. {_FIX}")
@@ -177,7 +195,7 @@ class BSDSDataset:
         if "groundTruth" not in contents:
             raise DataError(f"{path} holds no groundTruth variable. {_FIX}")
         try:
-            return mean_boundaries(contents["groundTruth"], where=f"{path} groundTruth")
+            return read(contents["groundTruth"], f"{path} groundTruth")
         except ValueError as err:
             message = " ".join(str(err).split())
             raise DataError(f"{message}. {_FIX}") from None

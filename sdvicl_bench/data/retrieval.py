@@ -8,6 +8,10 @@ Randomness is seeded from ``sha256(seed, query key)``, never Python's ``hash()``
 depends only on (seed, query, pool) and not on the process, the order of the pool or the
 other queries. To draw anew per cycle (``episodes=1000`` over a shorter list), change
 ``seed`` per cycle.
+
+An image listed under several keys (an HSNet list names it once per fold class it holds)
+is one prompt image; ``prompt_key`` says which of its keys, hence which class's mask B, a
+prompt uses (``retrieval.prompt_class``: ``last_listed`` as UnsupPR, or ``query``).
 """
 
 from __future__ import annotations
@@ -84,3 +88,45 @@ def retrieve_same_class(
     return draw_distinct(
         query_key, candidates, n, seed, what=f"pool entries of class {wanted} from other images"
     )
+
+
+# ----------------------------------------------------------------------------- prompt class
+
+PROMPT_CLASS_RULES = ("last_listed", "query")
+"""Which class a prompt image listed under several keys shows (``retrieval.prompt_class``)."""
+
+
+def keys_by_image(pool: Sequence[str]) -> dict[str, list[str]]:
+    """``{image id: its pool keys in list order}``, images in order of first appearance.
+
+    An HSNet list names an image once per fold class it holds (``<id>__<class>``), sorted by
+    class, so an image's keys run from its lowest to its highest class id.
+    """
+    out: dict[str, list[str]] = {}
+    for key in pool:
+        out.setdefault(image_id_of(key), []).append(key)
+    return out
+
+
+def prompt_key(
+    image_keys: Sequence[str],
+    rule: str,
+    wanted: Hashable = None,
+    class_of: Callable[[str], Hashable] | None = None,
+) -> str:
+    """The key (hence the class B shows) a prompt image is used with.
+
+    ``image_keys``: one image's pool keys in list order (``keys_by_image``). ``last_listed``
+    (UnsupPR: its image -> class map is filled line by line, so the last line wins): the last
+    key. ``query``: the key of class ``wanted`` (the query's) where the image has one, else
+    the last key. A one-key image gives its key under either rule.
+    """
+    if not image_keys:
+        raise ValueError("an image needs at least one key")
+    if rule not in PROMPT_CLASS_RULES:
+        raise ValueError(f"unknown prompt-class rule {rule!r}; choose from {PROMPT_CLASS_RULES}")
+    if rule == "query" and class_of is not None:
+        for key in image_keys:
+            if class_of(key) == wanted:
+                return key
+    return image_keys[-1]

@@ -5,6 +5,10 @@ episodes (``conf += confusion_matrix(pred, gt)`` for each query), then compute `
 ``pixel_accuracy`` / ``per_class_iou`` once on the sum. (The mean of per-image mIoUs is a
 different, noisier number; the paper's Table 4 and the Cityscapes benchmark pool pixels.)
 
+``task.options.miou=per_image`` asks for that other number instead: ``per_image_miou`` (the
+mean over images of each image's mIoU) and ``per_image_class_iou`` (per class, the mean over
+the images where the class is present of its IoU), from the per-image matrices.
+
 The matrix is int64 (C, C + 1): row = ground-truth class, column = predicted class, and an
 extra last column for "predicted black" (prediction 255). Pixels whose ground truth is the
 ignore label are skipped; a valid pixel predicted black is a false negative of its class.
@@ -71,6 +75,31 @@ def miou(conf: np.ndarray) -> float:
     iou = per_class_iou(conf)
     present = ~np.isnan(iou)
     return float(iou[present].mean()) if present.any() else float("nan")
+
+
+def per_image_miou(confs: list[np.ndarray] | np.ndarray) -> list[float]:
+    """Each image's mIoU (``miou`` of its own matrix) from matrices (N, C, C + 1).
+
+    An image with no valid pixel and nothing predicted gives NaN (callers leave it out).
+    """
+    return [miou(conf) for conf in confs]
+
+
+def per_image_class_iou(confs: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Per class, the mean over images of its IoU where it is present: float64 (C,).
+
+    ``confs``: per-image matrices (N, C, C + 1). An image counts for a class when the class
+    is in its ground truth or its prediction; a class present in no image has NaN.
+    """
+    stacked = np.stack([per_class_iou(conf) for conf in confs]) if len(confs) else None
+    if stacked is None:
+        raise ValueError("per_image_class_iou needs at least one matrix")
+    present = ~np.isnan(stacked)
+    counts = present.sum(axis=0)
+    sums = np.where(present, stacked, 0.0).sum(axis=0)
+    out = np.full(stacked.shape[1], np.nan)
+    out[counts > 0] = sums[counts > 0] / counts[counts > 0]
+    return out
 
 
 def pixel_accuracy(conf: np.ndarray) -> float:

@@ -1,10 +1,14 @@
-"""Keypoint metrics per image: PCK and MSE of normalised coordinates (DeepFashion FLD).
+"""Keypoint metrics per image: PCK, MSE and NE of normalised coordinates (DeepFashion FLD).
 
 Averaging: each function scores one image over its *visible* landmarks; a task's number
 (overall or per clothes type) is the plain mean of these per-image values over the images
 that have at least one visible landmark (an image with none gives NaN and is left out).
-Missing predictions (NaN) are never skipped: PCK counts them wrong, MSE puts them at the
-image centre.
+Missing predictions (NaN) are never skipped: PCK counts them wrong, MSE and NE put them at
+the image centre.
+
+Normalisers: PCK's threshold is ``alpha * max(W, H)`` px; MSE and NE work in normalised
+coordinates (x / W, y / H), the space in which the FLD papers (Liu et al., ECCV 2016, and
+their successors) report the normalised error.
 """
 
 from __future__ import annotations
@@ -69,3 +73,29 @@ def normalized_mse(
     scale = np.array([w, h])
     diff = (pred[visible] - gt[visible]) / scale
     return float(np.mean(diff**2))
+
+
+def normalized_error(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, size: tuple[int, int]
+) -> float:
+    """FLD's normalised error (NE): mean L2 distance in normalised coordinates (x / W, y / H).
+
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    bool (K,). The mean runs over the visible landmarks of ``sqrt((dx / W)^2 + (dy / H)^2)``.
+    A missing prediction (any NaN) is replaced by the image centre ((W - 1) / 2, (H - 1) / 2),
+    as in ``normalized_mse``. No visible landmark gives NaN.
+    """
+    pred, gt, visible = _prepare(pred, gt, visible)
+    if not visible.any():
+        return float("nan")
+    w, h = float(size[0]), float(size[1])
+    pred = pred.copy()
+    missing = ~np.isfinite(pred).all(axis=1)
+    pred[missing] = ((w - 1) / 2, (h - 1) / 2)
+    diff = (pred[visible] - gt[visible]) / np.array([w, h])
+    return float(np.mean(np.linalg.norm(diff, axis=1)))
+
+
+def pck_name(alpha: float) -> str:
+    """The metric name of PCK at threshold ``alpha``: ``pck@0.05``, ``pck@0.1``, ``pck@0.2``."""
+    return f"pck@{float(alpha):g}"

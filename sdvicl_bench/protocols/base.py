@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -41,6 +41,12 @@ class TaskProtocol(ABC):
     dataset_metrics: tuple[str, ...] = ()
     """Set-level metrics computed from all samples at once (e.g. Cityscapes mIoU, FID)."""
     baselines: tuple[str, ...] = ()
+    record_fields: tuple[str, ...] = ()
+    """Extra record fields the set-level metrics read (e.g. fgseg's pixel counts); a record
+    without them was made by an older version (`sdvicl-bench rescore` fills them in)."""
+    metric_specs: ClassVar[dict[str, dict]] = {}
+    """Direction and scale of metrics the task YAML does not list (results.json completes
+    the YAML's `metrics` with them; the run key is not changed)."""
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
@@ -66,8 +72,11 @@ class TaskProtocol(ABC):
         """The decoded prediction drawn as a picture at the query's size (for grids)."""
         return picture
 
-    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
-        """A set-level metric over samples.jsonl records (ours, or a baseline's)."""
+    def dataset_metric(
+        self, name: str, samples: list[dict], baseline: str | None
+    ) -> float | dict[str, Any]:
+        """A set-level metric over samples.jsonl records (ours, or a baseline's): a number, or
+        a whole results block (`overall`, `per_fold`, `mean_of_folds`, `per_class`)."""
         raise NotImplementedError(name)
 
     def group_of(self, spec: EpisodeSpec) -> str | None:
@@ -95,9 +104,13 @@ class RetrievalProtocol(TaskProtocol):
     """Episodes from query sets and a retriever: frozen, one pass, or cycled (`episodes=N`).
 
     Subclasses give `query_sets()`, `load_image(key)` (what CLIP sees) and `root`.
+    `episodes=N` gives N episodes to every query set, and to every fold of a set where
+    `cycle_per_fold` (Pascal-5i: VP's 1000 episodes per fold); elsewhere a set's groups
+    (keypoints' clothes types) are a breakdown only and share the set's N.
     """
 
     root: Path
+    cycle_per_fold: bool = False
 
     @abstractmethod
     def query_sets(self) -> list[QuerySet]:
@@ -119,14 +132,19 @@ class RetrievalProtocol(TaskProtocol):
                 f"episodes={cfg.episodes} cycles the queries with new prompt draws, which "
                 "needs a random retriever. Fix: add retrieval=random or retrieval=same_class."
             )
+        groups = [g for qs in sets for g in (split_by_fold(qs) if self.cycle_per_fold else [qs])]
+        return [ep for g in groups for ep in self._cycled(g, cfg.episodes)]
+
+    def _cycled(self, qs: QuerySet, count: int) -> list[EpisodeSpec]:
+        """`count` episodes of one query set: its queries in order, cycled as VP does, each
+        cycle c drawing anew (seed + c) with ids suffixed `-c<c>` (c > 0), so ids stay unique."""
         out: list[EpisodeSpec] = []
         cycle = 0
-        while len(out) < cfg.episodes:  # VP: cycle the val list, drawing anew each cycle
+        while len(out) < count and qs.queries:
             suffix = f"-c{cycle}" if cycle else ""
-            for qs in sets:
-                out += self._episodes_of(qs, cfg.seed + cycle, suffix)
+            out += self._episodes_of(qs, self.cfg.seed + cycle, suffix)
             cycle += 1
-        return out[: cfg.episodes]
+        return out[:count]
 
     def _episodes_of(self, qs: QuerySet, draw_seed: int, suffix: str) -> list[EpisodeSpec]:
         prompts = self._retrieve(qs, draw_seed)
@@ -175,9 +193,32 @@ class RetrievalProtocol(TaskProtocol):
 
         q_emb, p_emb = embed(qs.queries), embed(qs.pool)
         if r.class_filter == "none":
-            return clip_knn_episodes(qs.queries, qs.pool, q_emb, p_emb, n)
+            # One row per image (its keys share one picture, hence one embedding); which of
+            # its keys a prompt uses, i.e. the class B shows, is `retrieval.prompt_class`.
+            by_image = rt.keys_by_image(qs.pool)
+            row = {k: i for i, k in enumerate(qs.pool)}
+            images = [keys[-1] for keys in by_image.values()]
+            rows = [row[k] for k in images]
+            picked = clip_knn_episodes(qs.queries, images, q_emb, p_emb[rows], n)
+
+            def use(key: str, query: str) -> str:
+                keys = by_image[rt.image_id_of(key)]
+                return rt.prompt_key(keys, r.prompt_class, qs.class_of(query), qs.class_of)
+
+            return {q: [use(k, q) for k in keys] for q, keys in picked.items()}
         out = {}
         for i, q in enumerate(qs.queries):
             keep = [j for j, k in enumerate(qs.pool) if qs.class_of(k) == qs.class_of(q)]
             out[q] = knn(q_emb[i], p_emb[keep], [qs.pool[j] for j in keep], n, query_key=q)
         return out
+
+
+def split_by_fold(qs: QuerySet) -> list[QuerySet]:
+    """One query set per fold of `qs` (`fold_of` of its queries, order kept; first-seen
+    fold first); the pool and class map are shared. A set of one fold comes back as is."""
+    folds: dict[int | None, list[str]] = {}
+    for q in qs.queries:
+        folds.setdefault(qs.fold_of(q), []).append(q)
+    if len(folds) <= 1:
+        return [qs]
+    return [replace(qs, queries=queries) for queries in folds.values()]

@@ -3,8 +3,9 @@ DeepFashion keypoints, edges (VOC + Canny) and ImageNet colorization.
 
 Each follows the Pascal pattern: a dataset root (written by the demo generator for
 `data=demo`), query and pool keys, a retriever, GT pictures, a decoder back to the image's
-own size, per-sample metrics and trivial baselines; semseg and colorization add set-level
-metrics (one confusion matrix over all episodes; FID over all pictures).
+own size, per-sample metrics and trivial baselines; semseg, colorization and edges on
+BSDS500 add set-level metrics (one confusion matrix over all episodes; FID over all pictures;
+the BSDS benchmark's ODS / OIS from per-threshold counts kept in each record).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sdvicl_bench.config import RunConfig
-from sdvicl_bench.data.cityscapes import NUM_CLASSES, CityscapesDataset
+from sdvicl_bench.data.cityscapes import NUM_CLASSES, TRAIN_CLASSES, CityscapesDataset
 from sdvicl_bench.data.deepfashion import CLOTHES_TYPES, FLDDataset, make_demo_fld
 from sdvicl_bench.data.demo import make_demo_voc
 from sdvicl_bench.data.demo_cityscapes import make_demo_cityscapes
@@ -29,8 +30,9 @@ from sdvicl_bench.data.imagenet import (
 from sdvicl_bench.data.pascal import VOCDataset
 from sdvicl_bench.data.voc_det import read_image_set
 from sdvicl_bench.errors import ConfigError, DataError
-from sdvicl_bench.metrics import confusion
-from sdvicl_bench.metrics.keypoints import normalized_mse, pck
+from sdvicl_bench.metrics import boundaries, confusion
+from sdvicl_bench.metrics.iou import mean_with_ci
+from sdvicl_bench.metrics.keypoints import normalized_error, normalized_mse, pck, pck_name
 from sdvicl_bench.metrics.mse import mse, mse_vp
 from sdvicl_bench.protocols.base import QuerySet, RetrievalProtocol, Scored
 from sdvicl_bench.sampler.pipeline import Episode
@@ -49,6 +51,22 @@ def _dataset_root(cfg: RunConfig, make_demo) -> Path:
             f"{cfg.task.root_subdir}/>, or try data=demo."
         )
     return root
+
+
+DEFAULT_PCK_THRESHOLDS = (0.05, 0.1, 0.2)
+"""PCK thresholds reported besides `pck` (task.options.pck_thresholds), x max(W, H)."""
+
+
+def pck_thresholds_of(options: dict[str, Any]) -> tuple[float, ...]:
+    """`task.options.pck_thresholds` (default DEFAULT_PCK_THRESHOLDS), each in (0, 1]."""
+    values = tuple(float(a) for a in options.get("pck_thresholds", DEFAULT_PCK_THRESHOLDS))
+    bad = [a for a in values if not 0.0 < a <= 1.0]
+    if bad:
+        raise ConfigError(
+            f"task.options.pck_thresholds holds {bad[0]:g}, not a fraction of the image size. "
+            "Fix: use values in (0, 1], e.g. task.options.pck_thresholds=[0.05,0.1,0.2]."
+        )
+    return values
 
 
 def _size(arr: np.ndarray) -> tuple[int, int]:
@@ -72,16 +90,24 @@ def _dense(entries: list[list[int]]) -> np.ndarray:
 
 
 class SemsegProtocol(RetrievalProtocol):
-    """Cityscapes (TASKS.md 3): val queries, train prompts, palette pictures, dataset mIoU."""
+    """Cityscapes (TASKS.md 3): val queries, train prompts, palette pictures, dataset mIoU.
+
+    Each record keeps its confusion matrices (ours and each baseline's); `miou` and
+    `accuracy` come from them. `task.options.miou`: `dataset` (default, the Cityscapes
+    convention: one matrix over all episodes) or `per_image` (the mean of each image's mIoU,
+    with a bootstrap interval). The `miou` block lists the IoU of each class (`per_class`).
+    """
 
     dataset_metrics = ("miou", "accuracy")
     baselines = ("black", "copy_b")
+    record_fields = ("confusion",)
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         self.root = _dataset_root(cfg, make_demo_cityscapes)
         self.city = CityscapesDataset(self.root)
         self.palette = str(cfg.task.options.get("palette", "official"))
+        self.miou_mode = str(cfg.task.options.get("miou", "dataset"))
 
     @staticmethod
     def _split(key: str) -> tuple[str, str]:
@@ -142,12 +168,32 @@ class SemsegProtocol(RetrievalProtocol):
             extra={"confusion": {str(k): v for k, v in confs.items()}},
         )
 
-    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
-        conf = sum(
-            (_dense(s["confusion"][str(baseline)]) for s in samples),
-            np.zeros((NUM_CLASSES, NUM_CLASSES + 1), dtype=np.int64),
-        )
-        return confusion.miou(conf) if name == "miou" else confusion.pixel_accuracy(conf)
+    def dataset_metric(
+        self, name: str, samples: list[dict], baseline: str | None
+    ) -> float | dict[str, Any]:
+        """`accuracy`: a number; `miou`: a block with `per_class` (TRAIN_CLASSES names).
+
+        NaN where a record lacks its confusion matrix (none can be rebuilt from scores).
+        """
+        key = str(baseline)
+        confs = [_dense(s["confusion"][key]) for s in samples if key in s.get("confusion", {})]
+        nan = float("nan")
+        if len(confs) < len(samples):
+            return nan if name == "accuracy" else {"overall": {"mean": nan, "n": 0}}
+        total = sum(confs, np.zeros((NUM_CLASSES, NUM_CLASSES + 1), dtype=np.int64))
+        if name == "accuracy":
+            return confusion.pixel_accuracy(total)
+        if self.miou_mode == "per_image" and confs:
+            values = [v for v in confusion.per_image_miou(confs) if v == v]
+            overall = mean_with_ci(values) if values else {"mean": nan, "n": 0}
+            per_class = confusion.per_image_class_iou(confs)
+        else:
+            overall = {"mean": confusion.miou(total), "n": len(samples)}
+            per_class = confusion.per_class_iou(total)
+        return {
+            "overall": overall,
+            "per_class": {c: float(v) for c, v in zip(TRAIN_CLASSES, per_class, strict=True)},
+        }
 
 
 # ----------------------------------------------------------------------------- keypoints
@@ -156,14 +202,24 @@ class SemsegProtocol(RetrievalProtocol):
 class KeypointsProtocol(RetrievalProtocol):
     """DeepFashion FLD (TASKS.md 4): test queries, train prompts, PCK@0.1 and normalised MSE.
 
-    Breakdown by clothes type; `same_class` draws prompts of the query's clothes type.
+    Extras: `ne`, FLD's normalised error (metrics.keypoints.normalized_error), and PCK at each
+    of `task.options.pck_thresholds` (default 0.05, 0.1, 0.2), named `pck@<alpha>`; `pck` is
+    PCK@0.1, the paper's. Breakdown by clothes type; `same_class` draws prompts of the query's
+    clothes type.
     """
 
-    metrics = ("pck", "mse")
+    metrics = ("pck", "mse", "ne")
     baselines = ("black", "copy_b")
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
+        self.pck_thresholds = pck_thresholds_of(cfg.task.options)
+        names = [pck_name(a) for a in self.pck_thresholds]
+        self.metrics = tuple(dict.fromkeys((*type(self).metrics, *names)))
+        self.metric_specs = {
+            "ne": {"higher_is_better": False},
+            **{n: {"higher_is_better": True, "scale": 100} for n in names},
+        }
         self.root = _dataset_root(cfg, make_demo_fld)
         self.fld = FLDDataset(self.root)
         self.by_image = {r.image: r for r in self.fld.all_records()}
@@ -216,10 +272,14 @@ class KeypointsProtocol(RetrievalProtocol):
         vis = record.visible
 
         def scores(pred: np.ndarray) -> dict[str, float]:
-            return {
+            out = {
                 "pck": pck(pred, record.xy, vis, size),
                 "mse": normalized_mse(pred, record.xy, vis, size),
+                "ne": normalized_error(pred, record.xy, vis, size),
             }
+            for alpha in self.pck_thresholds:
+                out[pck_name(alpha)] = pck(pred, record.xy, vis, size, alpha)
+            return out
 
         missing = np.full_like(record.xy, np.nan)
         return Scored(
@@ -240,7 +300,9 @@ class EdgesProtocol(RetrievalProtocol):
 
     `task.options.source=voc` (default): VOC val queries, train prompts, GT = Canny
     (scikit-image, sigma 2). `source=bsds500`: BSDS500 test queries, train prompts, GT = the
-    mean of the human boundary maps (data.root holds BSR/).
+    mean of the human boundary maps (data.root holds BSR/); also the BSDS benchmark's ODS and
+    OIS F-measures against the individual annotators (metrics.boundaries), from the
+    per-threshold counts each record keeps (`boundary_counts`).
     """
 
     metrics = ("mse",)
@@ -250,6 +312,9 @@ class EdgesProtocol(RetrievalProtocol):
         super().__init__(cfg)
         self.source = str(cfg.task.options.get("source", "voc"))
         if self.source == "bsds500":
+            self.dataset_metrics = ("ods", "ois")
+            self.record_fields = ("boundary_counts",)
+            self.metric_specs = {m: {"higher_is_better": True} for m in self.dataset_metrics}
             from sdvicl_bench.data.bsds import BSDSDataset, make_demo_bsds
 
             root = Path(cfg.data.root).expanduser()
@@ -298,7 +363,11 @@ class EdgesProtocol(RetrievalProtocol):
             target_ids=[f"{k}#edges" for k in spec.prompts],
             query_id=spec.query,
         )
-        return episode, {"edges": self.edge_map(spec.query), "b": episode.targets[0]}
+        truth = {"edges": self.edge_map(spec.query), "b": episode.targets[0]}
+        if self.source == "bsds500":
+            split, _, image_id = spec.query.partition("/")
+            truth["annotators"] = self.bsds.annotator_boundaries(image_id, split)
+        return episode, truth
 
     def visualize(self, picture: Image.Image, truth: Any) -> Image.Image:
         return edges.render_gt(edges.decode(picture, _size(truth["edges"])))
@@ -306,14 +375,33 @@ class EdgesProtocol(RetrievalProtocol):
     def score(self, spec: EpisodeSpec, truth: Any, picture: Image.Image) -> Scored:
         gt = truth["edges"]
         size = _size(gt)
+        preds = {
+            None: edges.decode(picture, size),
+            "black": np.zeros_like(gt),
+            "copy_b": edges.decode(truth["b"], size),
+        }
+        extra = {}
+        if "annotators" in truth:
+            extra["boundary_counts"] = {
+                str(k): boundaries.boundary_counts(p, truth["annotators"]).tolist()
+                for k, p in preds.items()
+            }
         return Scored(
-            scores={"mse": mse(edges.decode(picture, size), gt)},
-            baselines={
-                "black": {"mse": mse(np.zeros_like(gt), gt)},
-                "copy_b": {"mse": mse(edges.decode(truth["b"], size), gt)},
-            },
+            scores={"mse": mse(preds[None], gt)},
+            baselines={k: {"mse": mse(p, gt)} for k, p in preds.items() if k is not None},
             gt_picture=edges.render_gt(gt),
+            extra=extra,
         )
+
+    def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
+        """ODS or OIS (BSDS500) from the records' per-threshold counts; NaN where a record
+        lacks them (made before they were kept: `sdvicl-bench rescore` adds them)."""
+        key = str(baseline)
+        counts = [s["boundary_counts"][key] for s in samples if key in s.get("boundary_counts", {})]
+        if len(counts) < len(samples) or not counts:
+            return float("nan")
+        table = np.asarray(counts, dtype=np.int64)
+        return boundaries.ods(table) if name == "ods" else boundaries.ois(table)
 
 
 # ----------------------------------------------------------------------------- colorization
@@ -344,6 +432,13 @@ class ColorizationProtocol(RetrievalProtocol):
         self.fid_weights = cfg.task.options.get("fid_weights")
         if cfg.task.options.get("fid", True):
             from sdvicl_bench.metrics.fid import resolve_weights
+
+            if not cfg.save_pictures:  # FID reads the saved pictures back (dataset_metric)
+                raise ConfigError(
+                    "task=colorization computes FID from the saved pictures, and "
+                    "save_pictures=false keeps none. Fix: drop save_pictures=false, or add "
+                    "task.options.fid=false."
+                )
 
             self.fid_weights = resolve_weights(self.fid_weights)  # fail before the run, not after
         self.run_dir: Path | None = None
@@ -403,12 +498,20 @@ class ColorizationProtocol(RetrievalProtocol):
         )
 
     def dataset_metric(self, name: str, samples: list[dict], baseline: str | None) -> float:
-        """FID of the predictions (or of the grey-query baseline) against the GT pictures."""
+        """FID of the predictions (or of the grey-query baseline) against the GT pictures.
+
+        Read back from the run folder: NaN when a sample's pictures are missing (a run with
+        save_pictures=false is refused up front; deleted files get the run's warning line).
+        """
         if not self.cfg.task.options.get("fid", True) or self.run_dir is None:
             return float("nan")
         if baseline not in (None, "grey"):
             return float("nan")  # black and copy-of-B pictures are not kept
         from sdvicl_bench.metrics.fid import fid_score
+        from sdvicl_bench.report.records import missing_pictures
+
+        if missing_pictures(self.run_dir, samples):
+            return float("nan")
 
         def load(rel: str, as_grey: bool = False) -> np.ndarray:
             im = Image.open(self.run_dir / rel).convert("RGB")

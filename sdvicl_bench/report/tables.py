@@ -5,19 +5,27 @@ A pure function of the `results.json` files: no model, no data set, no optional 
 
 The table is in long format, one row per (task, method, metric), with the columns
 
-    task, method, metric, value, ci, folds, n, prompts, note, source, scale
+    task, method, metric, value, episode_mean, ci, folds, n, prompts, note, source, scale
 
-- `value`: the mean, already multiplied by the metric's `scale` (100 for IoU-like metrics,
-  so it reads in points); NaN where there is none (printed "n/a").
-- `ci`: the 95% bootstrap interval "[low, high]" (scaled, formatted); "" for set-level
-  metrics and references.
+- `value`: the task's headline number, already multiplied by the metric's `scale` (100 for
+  IoU-like metrics, so it reads in points); NaN where there is none (printed "n/a"). For
+  fgseg (`MEAN_OF_FOLDS_TASKS`) it is the mean of the per-fold means, as TASKS.md 1 and
+  the reference numbers define Pascal-5i mIoU; elsewhere the mean over episodes (det's VP
+  numbers are, TASKS.md 2), or the set-level value.
+- `episode_mean`: the mean over all episodes (scaled), printed "per-episode mean", where
+  the metric is per-episode (it has a bootstrap interval) and the row has a per-fold
+  breakdown; NaN (printed "") elsewhere (pooled metrics such as class_miou) and for
+  references.
+- `ci`: the 95% bootstrap interval "[low, high]" of the per-episode mean (scaled,
+  formatted); "" for set-level metrics and references.
 - `folds`: per-fold means "a / b / c / d" (scaled, formatted) where the task has folds;
   the references' own per-fold numbers where they state them.
 - `n`: episodes the mean is over (the metric's finite count); empty for references.
 - `prompts`: n prompt pairs per episode; for references, the prompts of the source (empty
   where the source does not state it: printed "n/a", note "prompts not stated").
-- `note`: "random weights" (model is not sd15), "prompts inferred", "protocol differs",
-  or the text of a relative claim.
+- `note`: "random weights" (model is not sd15), "prompts not stated", "prompts inferred",
+  "protocol differs: <what the source did>" (`protocol_differences`), or the text of a
+  relative claim.
 - `source`: "ours", "baseline" or "reference".
 - `scale`: the factor applied to `value` (kept for formatting: 2 decimals where it is not 1,
   4 significant digits otherwise). Not printed.
@@ -55,11 +63,14 @@ from sdvicl_bench.errors import DataError
 from sdvicl_bench.report.reference import reference_numbers, references_for
 
 TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
+MEAN_OF_FOLDS_TASKS = frozenset({"fgseg"})
+"""Tasks whose headline is the mean of the per-fold means (TASKS.md 1: Pascal-5i mIoU)."""
 COLUMNS = (
     "task",
     "method",
     "metric",
     "value",
+    "episode_mean",
     "ci",
     "folds",
     "n",
@@ -74,6 +85,7 @@ PRINTED = (
     ("method", "method"),
     ("metric", "metric"),
     ("value", "value"),
+    ("episode_mean", "per-episode mean"),
     ("ci", "95% CI"),
     ("folds", "folds"),
     ("n", "n"),
@@ -184,6 +196,7 @@ def build_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
     df["n"] = df["n"].astype("Int64")
     df["prompts"] = df["prompts"].astype("Int64")
     df["value"] = df["value"].astype(float)
+    df["episode_mean"] = df["episode_mean"].astype(float)
     df["scale"] = df["scale"].astype(float)
     return df
 
@@ -237,13 +250,15 @@ def _blocks_rows(
             format_number(scale * _num(per_fold[g].get("mean")), scale)
             for g in sorted(per_fold, key=_fold_rank)
         )
+        value = mean_of_folds(block) if run["task"] in MEAN_OF_FOLDS_TASKS else mean
         n = overall.get("n", run.get("n"))
         rows.append(
             {
                 "task": run["task"],
                 "method": method,
                 "metric": metric,
-                "value": scale * mean,
+                "value": scale * value,
+                "episode_mean": scale * mean if per_fold and "low" in overall else float("nan"),
                 "ci": ci,
                 "folds": folds,
                 "n": n,
@@ -254,6 +269,37 @@ def _blocks_rows(
             }
         )
     return rows
+
+
+def mean_of_folds(block: dict[str, Any]) -> float:
+    """The mean of the per-fold means of a metric block (results.json's `mean_of_folds`, or
+    computed from `per_fold` for older files); the overall mean where there are no folds."""
+    stored = _num(block.get("mean_of_folds"))
+    if not math.isnan(stored):
+        return stored
+    means = [_num(f.get("mean")) for f in (block.get("per_fold") or {}).values()]
+    means = [m for m in means if not math.isnan(m)]
+    if means:
+        return sum(means) / len(means)
+    return _num((block.get("overall") or {}).get("mean"))
+
+
+def count_phrase(results: dict[str, Any]) -> str:
+    """How many episodes a run's numbers rest on: "n = 32", "n = 8 per fold (4 folds)" where
+    every fold (keypoints: group) has the same count, else "n = 30 (fold 0: 8, 1: 7, ...)".
+    Counts are the per_fold `n` of the first per-sample metric of results.json."""
+    blocks = (results.get("metrics") or {}).values()
+    per_fold = next((b["per_fold"] for b in blocks if b.get("per_fold")), {})
+    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=_fold_rank)}
+    if not counts:
+        return f"n = {results['n']}"
+    task = (results.get("config") or {}).get("task") or {}
+    word = "fold" if task.get("folds") else "group"
+    if len(set(counts.values())) == 1:
+        plural = "s" if len(counts) > 1 else ""
+        return f"n = {next(iter(counts.values()))} per {word} ({len(counts)} {word}{plural})"
+    listed = ", ".join(f"{g}: {c}" for g, c in counts.items())
+    return f"n = {results['n']} ({word} {listed})"
 
 
 def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -274,7 +320,14 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
     info = reference_numbers().get(task) or {}
     metric = info.get("metric") or (next(iter(task_runs[0]["metrics"]), "") if task_runs else "")
     scale = max((_scale(run, metric) for run in task_runs), default=1.0)
-    base = {"task": task, "metric": metric, "ci": "", "n": None, "source": "reference"}
+    base = {
+        "task": task,
+        "metric": metric,
+        "episode_mean": float("nan"),
+        "ci": "",
+        "n": None,
+        "source": "reference",
+    }
     rows = []
     for entry in references_for(task):
         if "value" not in entry:
@@ -284,8 +337,9 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
             notes.append("prompts not stated")
         elif entry.get("prompts_inferred"):
             notes.append("prompts inferred")
-        if entry.get("protocol_differs"):
-            notes.append("protocol differs")
+        differs = protocol_note(entry, task_runs)
+        if differs:
+            notes.append(differs)
         folds = " / ".join(format_number(float(v), scale) for v in entry.get("folds") or [])
         rows.append(
             {
@@ -324,6 +378,53 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
             }
         )
     return rows
+
+
+def protocol_differences(entry: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """What in a reference's protocol differs from one run's (reference_numbers.yaml).
+
+    Its fixed `differs` reasons (what no run of this suite can match; `protocol_differs:
+    true` alone gives "see reference_numbers.yaml"), then each `protocol` setting
+    ({config path: the source's value}) the run's resolved config does not share, as
+    "<name>=<the source's value>" (a path the config lacks reads as null).
+    """
+    reasons = [str(r) for r in entry.get("differs") or []]
+    if entry.get("protocol_differs") and not reasons:
+        reasons.append("see reference_numbers.yaml")
+    for path, value in (entry.get("protocol") or {}).items():
+        if _config_value(run["config"], path) != value:
+            reasons.append(f"{_setting_name(path)}={_shown(path, value)}")
+    return reasons
+
+
+def protocol_note(entry: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """A reference row's protocol note: "protocol differs: ..." where its protocol differs
+    from every run of the table (the union of `protocol_differences`, in the yaml's order),
+    "protocol differs from k of m runs: ..." where some runs match it, "" where all do."""
+    per_run = [protocol_differences(entry, run) for run in runs]
+    differing = [d for d in per_run if d]
+    if not differing:
+        return ""
+    reasons = list(dict.fromkeys(r for d in differing for r in d))
+    scope = "" if len(differing) == len(runs) else f" from {len(differing)} of {len(runs)} runs"
+    return f"protocol differs{scope}: {', '.join(reasons)}"
+
+
+def _config_value(cfg: dict[str, Any], path: str) -> Any:
+    """A dotted path's value in a resolved config dict; None where any part is missing."""
+    node: Any = cfg
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _setting_name(path: str) -> str:
+    """A config path as a note names it: its last part ("score_size"), "retrieval" for
+    "retrieval.name"."""
+    parts = path.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
@@ -431,6 +532,8 @@ def _cells(df: pd.DataFrame) -> list[list[str]]:
             value = r[col]
             if col == "value":
                 cells.append(format_number(value, r["scale"]))
+            elif col == "episode_mean":
+                cells.append("" if math.isnan(value) else format_number(value, r["scale"]))
             elif col == "prompts":
                 cells.append("n/a" if pd.isna(value) else str(int(value)))
             elif col == "n":
@@ -447,7 +550,7 @@ def _cells(df: pd.DataFrame) -> list[list[str]]:
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A Markdown pipe table of the printed columns (numbers right-aligned)."""
-    right = {"value", "n", "prompts"}
+    right = {"value", "episode_mean", "n", "prompts"}
     header = "| " + " | ".join(h for _, h in PRINTED) + " |"
     rule = "|" + "|".join("---:" if c in right else "---" for c, _ in PRINTED) + "|"
     lines = [header, rule]
@@ -466,8 +569,9 @@ def to_csv(df: pd.DataFrame) -> str:
         cells = []
         for col in COLUMNS:
             value = r[col]
-            if col == "value":
-                cells.append("n/a" if math.isnan(value) else repr(float(value)))
+            if col in ("value", "episode_mean"):
+                blank = "n/a" if col == "value" else ""
+                cells.append(blank if math.isnan(value) else repr(float(value)))
             elif col in ("n", "prompts"):
                 cells.append("" if pd.isna(value) else str(int(value)))
             elif col == "scale":
@@ -499,7 +603,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(df: pd.DataFrame) -> str:
     """A LaTeX tabular (no packages needed) of the printed columns."""
-    right = {"value", "n", "prompts"}
+    right = {"value", "episode_mean", "n", "prompts"}
     spec = "".join("r" if c in right else "l" for c, _ in PRINTED)
     lines = [
         f"\\begin{{tabular}}{{{spec}}}",

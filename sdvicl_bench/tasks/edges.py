@@ -1,8 +1,11 @@
-"""Edge detection (Pascal VOC images): Canny edges of the grey image, white on black.
+"""Edge detection: an edge map, white on black (Canny on VOC images, or BSDS500's).
 
 An episode shows prompt pairs (image A, its edge map B) and the query image C; the model
-paints D, the query's edge map. Images are the Pascal VOC 2012 ones the other Pascal tasks
-use (val queries, train prompt pool), so nothing extra is downloaded.
+paints D, the query's edge map. By default (``task.options.source=voc``) images are the
+Pascal VOC 2012 ones the other Pascal tasks use (val queries, train prompt pool), so nothing
+extra is downloaded, and the ground truth is Canny (below). ``source=bsds500`` uses BSDS500
+(test queries, train prompts) with the mean of the human boundary maps as the ground truth
+(``data/bsds.py``; the protocol is ``protocols.dense.EdgesProtocol``).
 
 Ground truth: ``canny_edges`` runs scikit-image's ``feature.canny`` with ``sigma=2`` and its
 default hysteresis thresholds on the grey image (PIL ``convert("L")``, ITU-R 601 luma) as
@@ -13,9 +16,6 @@ the image's own size. Unlike the binary masks of ``tasks.fgseg`` this map is con
 scored with MSE (``metrics.mse.mse``), so a bilinear resize of the grey map is appropriate
 (it is applied to the decoded map, not the RGB picture, and clipped to [0, 1]). An all-black
 picture scores the edge density (the fraction of edge pixels): that is the trivial baseline.
-
-Option for later (not implemented): BSDS500 with the mean of the human boundary maps as the
-ground truth (a ``data/bsds.py`` loader).
 """
 
 from __future__ import annotations

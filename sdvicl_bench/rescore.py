@@ -1,0 +1,191 @@
+"""`sdvicl-bench rescore`: a run's scores, results.json and grid anew from its saved pictures.
+
+For a run scored by an older task version, or before a metric existed, finished or partial.
+No model is loaded: each record's truth is rebuilt from the dataset
+(`protocol.sampler_input`, which reads dataset images only), its saved prediction picture is
+scored again (`protocol.score`), and the record is rewritten with the new scores, baselines
+and extras (its id, prompts, seed, seconds, device and picture paths kept; the GT picture
+redrawn). results.json is rebuilt by the code `run` uses (`evaluate._results`), with the
+task's current version and metric specs (conf/task/<task>.yaml); the previous one is kept as
+`results.<timestamp>.json`. grid.png is redrawn.
+
+Every sample file of the folder is claimed first, so a run still writing there stops rescore
+with one line; a missing prediction picture stops it, with one line, before anything is
+written. Sample files are rewritten atomically, each in place (shard files stay shard files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image
+from rich.console import Console
+
+from sdvicl_bench import evaluate
+from sdvicl_bench.config import RunConfig, from_dict
+from sdvicl_bench.errors import DataError, UserError
+from sdvicl_bench.protocols import TaskProtocol
+from sdvicl_bench.report.lock import SampleLock
+from sdvicl_bench.report.records import (
+    mend_samples,
+    read_episodes,
+    read_samples,
+    sample_files,
+    write_json,
+    write_samples,
+)
+from sdvicl_bench.types import EpisodeSpec
+
+TASK_CONF = Path(__file__).resolve().parent / "conf" / "task"
+"""Where the current task YAMLs live (their `version` and `metrics` go into results.json)."""
+
+
+def rescore(
+    run_dir: Path, *, quiet: bool = False, console: Console | None = None
+) -> evaluate.RunOutcome:
+    """Rescore one run folder in place (see the module doc); returns its new results."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_cfg, protocol = evaluate.protocol_of(run_dir)
+    key = json.loads((run_dir / "run.json").read_text())["key"]
+    episodes = read_episodes(run_dir / "episodes.jsonl")
+    claimed = [run_dir / "samples.jsonl", *sample_files(run_dir)]
+    with contextlib.ExitStack() as claims:
+        for path in dict.fromkeys(claimed):
+            claims.enter_context(SampleLock(path))
+        files = {path: read_samples(path) for path in sample_files(run_dir)}
+        records = [r for rs in files.values() for r in rs]
+        if not records:
+            raise DataError(
+                f"{run_dir} has no finished sample yet: nothing to rescore. Fix: run the "
+                "command that made it first (sdvicl-bench run with the same overrides)."
+            )
+        check_pictures(run_dir, records, run_cfg.save_pictures)
+        specs = {e.id: e for e in episodes}
+        rescored = {
+            path: [_rescored(protocol, specs, run_dir, r) for r in rs] for path, rs in files.items()
+        }
+        evaluate._report_damaged(sum(mend_samples(p) for p in files), run_dir, console)
+        for path, new in rescored.items():
+            write_samples(path, new)
+
+        cfg = _current_task(_config_of(run_dir, run_cfg))
+        samples = evaluate._all_samples(run_dir, episodes)
+        elapsed = time.perf_counter() - started
+        results = evaluate._results(cfg, protocol, key, samples, elapsed, 0)
+        results["timing"]["unet_calls_this_session"] = 0
+        kept = _keep_old_results(run_dir)
+        results["rescored"] = {
+            "at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "previous_results": kept,
+            "task_version_before": run_cfg.task.version,
+        }
+        write_json(run_dir / "results.json", results)
+        if run_cfg.save_pictures:
+            evaluate.write_grid(protocol, run_dir, console=console, warn_missing=False)
+    if not quiet:
+        evaluate.print_summary(results, run_dir, console)
+    return evaluate.RunOutcome(run_dir, results, True, 0)
+
+
+def check_pictures(run_dir: Path, records: list[dict], save_pictures: bool = True) -> None:
+    """One-line DataError when a record's prediction picture is not in the run folder."""
+    missing = [
+        r.get("pred") if isinstance(r.get("pred"), str) else f"{r['id']} (no pred path)"
+        for r in records
+        if not isinstance(r.get("pred"), str) or not (run_dir / r["pred"]).is_file()
+    ]
+    if not missing:
+        return
+    if not save_pictures and len(missing) == len(records):
+        raise DataError(
+            f"{run_dir} keeps no prediction pictures (it ran with save_pictures=false), and "
+            "rescore scores the saved pictures. Fix: rerun it with save_pictures=true."
+        )
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    plural = "s" if len(missing) > 1 else ""
+    raise DataError(
+        f"{len(missing)} prediction picture{plural} of {run_dir} missing ({shown}); rescore "
+        "scores the saved pictures. Fix: restore them, or delete those samples' lines from "
+        "the sample file and rerun to redo them."
+    )
+
+
+def _rescored(
+    protocol: TaskProtocol, specs: dict[str, EpisodeSpec], run_dir: Path, record: dict
+) -> dict:
+    """The record scored again from its saved prediction picture; the GT picture redrawn."""
+    spec = specs.get(record["id"]) or _spec_of(record)
+    _, truth = protocol.sampler_input(spec)
+    with Image.open(run_dir / record["pred"]) as image:
+        picture = image.convert("RGB")
+    scored = protocol.score(spec, truth, picture)
+    new = evaluate.record_of(protocol, spec, scored, 0.0, "unknown")
+    for kept in ("seconds", "device", "pred", "gt"):
+        if kept in record:
+            new[kept] = record[kept]
+    if protocol.cfg.save_pictures:
+        _save_atomically(scored.gt_picture, run_dir / new["gt"])
+    return {**record, **new}
+
+
+def _spec_of(record: dict) -> EpisodeSpec:
+    """The episode of a record whose id is not in episodes.jsonl (merged in from elsewhere)."""
+    group = record.get("group")
+    meta = {} if group is None else {"fold": group}
+    return EpisodeSpec(
+        record["id"], record["query"], tuple(record["prompts"]), record["seed"], meta
+    )
+
+
+def _save_atomically(picture: Image.Image, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _config_of(run_dir: Path, run_cfg: RunConfig) -> RunConfig:
+    """The config of the run's last session (results.json), else the one it was made with."""
+    try:
+        return from_dict(RunConfig, json.loads((run_dir / "results.json").read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return run_cfg
+
+
+def _current_task(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the task's current `version` and `metrics` specs (higher_is_better, scale),
+    so results.json names the version that scored it and tables scale new metrics."""
+    path = TASK_CONF / f"{cfg.task.name}.yaml"
+    if not path.is_file():
+        return cfg
+    current: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    task = replace(
+        cfg.task,
+        version=int(current.get("version", cfg.task.version)),
+        metrics=dict(current.get("metrics") or cfg.task.metrics),
+    )
+    return replace(cfg, task=task)
+
+
+def _keep_old_results(run_dir: Path) -> str | None:
+    """Copy results.json to results.<timestamp>.json (a new name); that name, or None."""
+    old = run_dir / "results.json"
+    if not old.is_file():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(old.stat().st_mtime))
+    target = run_dir / f"results.{stamp}.json"
+    n = 1
+    while target.exists():
+        target = run_dir / f"results.{stamp}-{n}.json"
+        n += 1
+    shutil.copy2(old, target)
+    return target.name
