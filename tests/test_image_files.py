@@ -46,7 +46,7 @@ def _imagenet(root: Path) -> tuple[Path, Callable[[], Image.Image], str]:
 
 
 def _voc(root: Path) -> tuple[Path, Callable[[], Image.Image], str]:
-    ds = VOCDataset(make_demo_voc(root, num_images=56))
+    ds = VOCDataset(make_demo_voc(root, num_images=80))
     image_id = sorted(p.stem for p in (root / "JPEGImages").glob("*.jpg"))[0]
     return ds.image_path(image_id), lambda: ds.image(image_id), "JPEGImages/"
 

@@ -9,21 +9,23 @@ loaders (``data.pascal``) are what reads them::
                                                  band ~2 px wide around each object
     <root>/Annotations/demo_000001.xml           VOC XML, 1-based inclusive pixel boxes
     <root>/ImageSets/Main/{train,val}.txt        image ids per split
-    <root>/splits/pascal5i/{trn,val}/fold{0-3}.txt   HSNet lists (demo: unpinned)
+    <root>/splits/pascal5i/{trn,val}/fold{0-3}.txt   HSNet lists of the two-object images
 
 Images alternate train/val. Within a split every second image holds one small object (box
 under 20% of the image: VP's detection filter keeps it) next to an unannotated grey "clutter"
 shape (no class, not in the labels or the XML), and the others two objects of different
 classes, side by side and apart (one may be marked ``difficult``). Classes are dealt so that
 every class appears about equally often in each split; with the default size every class has
-at least 5 entries per split, so every Pascal-5i fold has several val and trn entries for
-each of its 5 classes.
+5 one-object images and about 10 list entries (two-object images) per split, so every
+Pascal-5i fold has several val and trn entries for each of its 5 classes.
 
 The world is built so that in-context learning is needed and possible: a class is visible
 (one colour and shape kind per class), and a query never shows only what a prompt-free rule
-would find. A two-object query holds the episode's class and another one ("segment every
-object" fails, only a prompt of the episode's class tells which); a single-object query holds
-its object and clutter ("box whatever stands out" fails, the prompt tells what to box).
+would find. The Pascal-5i lists hold the two-object images only (as real Pascal-5i lists hold
+a subset of VOC), so every fgseg query shows the episode's class and another one ("segment
+every object" fails, only a prompt of the episode's class tells which); det's queries are the
+one-object images, each with clutter ("box whatever stands out" fails, the prompt tells what
+to box).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from skimage import draw
 from sdvicl_bench.data.pascal import NUM_FOLDS, VOC_CLASSES, VOID_LABEL, fold_classes
 from sdvicl_bench.errors import ConfigError
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 
 MARKER = ".demo_complete"
@@ -71,7 +73,7 @@ class DemoMarker:
 
 
 MIN_ENTRIES_PER_CLASS = 2
-"""Each class appears in at least this many images of each split (checked on the plan)."""
+"""Each class appears in at least this many two-object images (list entries) of each split."""
 
 _MARGIN = 3  # px kept free at the image edge (room for the void band)
 _VOID_WIDTH = 2  # px of 255 around each object, outside it
@@ -150,7 +152,7 @@ def make_demo_voc(
             lines = [
                 f"{p.image_id}__{c:02d}"
                 for p in plan
-                if p.split == voc_split
+                if p.split == voc_split and len(p.class_ids) == 2  # fgseg: two-object images
                 for c in sorted(p.class_ids)
                 if c in classes
             ]
@@ -171,9 +173,9 @@ def min_demo_images() -> int:
 
 
 def _slots(n_split: int) -> int:
-    """Objects in a split of ``n_split`` images: every 2nd (from the first) holds one, else 2."""
-    singles = math.ceil(n_split / 2)
-    return singles + 2 * (n_split - singles)
+    """List entries of a split of ``n_split`` images: the two-object images' objects (every
+    2nd image, from the first, holds one object and is not listed)."""
+    return 2 * (n_split - math.ceil(n_split / 2))
 
 
 def _plan(num_images: int, rng: np.random.Generator) -> list[_Planned]:
