@@ -63,16 +63,8 @@ def normalized_mse(
     squared differences). A missing prediction (any NaN) is replaced by the image centre
     ((W - 1) / 2, (H - 1) / 2) in pixel-centre coordinates. No visible landmark gives NaN.
     """
-    pred, gt, visible = _prepare(pred, gt, visible)
-    if not visible.any():
-        return float("nan")
-    w, h = float(size[0]), float(size[1])
-    pred = pred.copy()
-    missing = ~np.isfinite(pred).all(axis=1)
-    pred[missing] = ((w - 1) / 2, (h - 1) / 2)
-    scale = np.array([w, h])
-    diff = (pred[visible] - gt[visible]) / scale
-    return float(np.mean(diff**2))
+    diff = _normalized_offsets(pred, gt, visible, size)
+    return float("nan") if diff is None else float(np.mean(diff**2))
 
 
 def normalized_error(
@@ -85,15 +77,23 @@ def normalized_error(
     A missing prediction (any NaN) is replaced by the image centre ((W - 1) / 2, (H - 1) / 2),
     as in ``normalized_mse``. No visible landmark gives NaN.
     """
+    diff = _normalized_offsets(pred, gt, visible, size)
+    return float("nan") if diff is None else float(np.mean(np.linalg.norm(diff, axis=1)))
+
+
+def _normalized_offsets(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, size: tuple[int, int]
+) -> np.ndarray | None:
+    """(pred - gt) / (W, H) of the visible landmarks, float (K_visible, 2); a missing
+    prediction (any NaN) counts as the image centre. None when no landmark is visible."""
     pred, gt, visible = _prepare(pred, gt, visible)
     if not visible.any():
-        return float("nan")
+        return None
     w, h = float(size[0]), float(size[1])
     pred = pred.copy()
     missing = ~np.isfinite(pred).all(axis=1)
     pred[missing] = ((w - 1) / 2, (h - 1) / 2)
-    diff = (pred[visible] - gt[visible]) / np.array([w, h])
-    return float(np.mean(np.linalg.norm(diff, axis=1)))
+    return (pred[visible] - gt[visible]) / np.array([w, h])
 
 
 def pck_name(alpha: float) -> str:

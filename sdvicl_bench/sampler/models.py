@@ -377,24 +377,19 @@ def check_weights(folder: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- random models
 
 
+SD15_DOWN_BLOCKS = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
+SD15_UP_BLOCKS = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
+"""SD1.5's U-Net block layout: attention at the three finer levels, down and up."""
+
+
 def tiny_unet_config() -> dict:
     """SD1.5's block layout at toy width: self-attention at three resolutions, down and up."""
     return dict(
         sample_size=8,
         block_out_channels=(32, 32, 64, 64),
         layers_per_block=1,
-        down_block_types=(
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "DownBlock2D",
-        ),
-        up_block_types=(
-            "UpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-        ),
+        down_block_types=SD15_DOWN_BLOCKS,
+        up_block_types=SD15_UP_BLOCKS,
         cross_attention_dim=32,
         attention_head_dim=2,
         norm_num_groups=8,

@@ -24,6 +24,8 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from sdvicl_bench.sampler.models import SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
+
 RESOLUTION = 32
 """Pixels per side: the toy model's images and latents."""
 
@@ -39,18 +41,8 @@ def unet_config() -> dict:
         out_channels=3,
         block_out_channels=(16, 32, 64, 64),
         layers_per_block=1,
-        down_block_types=(
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "DownBlock2D",
-        ),
-        up_block_types=(
-            "UpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-        ),
+        down_block_types=SD15_DOWN_BLOCKS,
+        up_block_types=SD15_UP_BLOCKS,
         cross_attention_dim=TEXT_DIM,
         attention_head_dim=1,  # diffusers' SD1.x naming: one head per attention layer
         norm_num_groups=8,
