@@ -27,9 +27,16 @@ BASE = ["data=demo", "model=toy"]
 
 
 def frozen_episodes(task: str, prompts: int | None, count: int, folder: Path) -> Path:
-    """`count` episodes spread evenly over the task's default episode list, frozen to a file."""
+    """`count` episodes spread evenly over the task's default episode list, frozen to a file.
+
+    A task whose demo has fewer queries than `count` (semseg, keypoints, colorization) cycles
+    them with new prompt draws (`episodes=<count>`, per fold where the task has folds) and
+    keeps `count` of those, spread over the folds.
+    """
     overrides = [f"task={task}", *BASE] + ([f"prompts={prompts}"] if prompts else [])
     episodes = make_protocol(load_config(overrides)).episodes()
+    if len(episodes) < count:
+        episodes = make_protocol(load_config([*overrides, f"episodes={count}"])).episodes()
     stride = max(len(episodes) // count, 1)
     picked = episodes[::stride][:count]
     folder.mkdir(parents=True, exist_ok=True)

@@ -340,6 +340,11 @@ def test_table_9_is_adain_and_table_10_the_layers():
     sources = [r["source"] for r in references_for("fgseg")]
     assert "SD-VICL (paper Tab. 9, without AdaIN)" in sources
     assert "SD-VICL (paper Tab. 10, only 64x64 layers)" in sources
+    from sdvicl_bench.cli import experiments
+
+    titles = {name: exp["title"] for name, exp in experiments().items()}
+    assert titles["ablation_adain"].startswith("Table 9:")
+    assert titles["ablation_layers"].startswith("Table 10:")
     spec = Path("/work/shared/spec/TASKS.md")
     if spec.is_file():  # TASKS.md 8 lists them in this order after "Tables 9, 10"
         text = " ".join(spec.read_text().split())
