@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed  ## create .venv and install the suite (CPU torch pinned by constraints-cpu.txt)
 
-demo: install  ## the main job on the embedded default: fgseg on demo data with the toy model (CPU, ~1 min)
+demo: install  ## the main job on the embedded default: fgseg on demo data with the toy model (CPU, ~1.5 min)
 	$(BIN)/sdvicl-bench run task=fgseg data=demo model=toy limit=48
 
 test: install  ## the test suite (CPU only)

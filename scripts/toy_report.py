@@ -53,11 +53,16 @@ def run(task: str, episodes: Path, extra: list[str], out_dir: Path) -> dict:
 
 
 def cell(block: dict, scale: float) -> str:
+    """mean [95% interval]: x100 metrics with one decimal, others with 3 significant digits."""
     overall = block.get("overall", block)
+
+    def fmt(x: float) -> str:
+        return f"{x * scale:.1f}" if scale != 1 else f"{x:.3g}"
+
     mean = overall.get("mean", float("nan"))
     if "low" in overall and "high" in overall:
-        return f"{mean * scale:.1f} [{overall['low'] * scale:.1f}, {overall['high'] * scale:.1f}]"
-    return f"{mean * scale:.1f}"
+        return f"{fmt(mean)} [{fmt(overall['low'])}, {fmt(overall['high'])}]"
+    return fmt(mean)
 
 
 def metric_specs(results: dict) -> dict[str, tuple[float, str]]:
@@ -96,6 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/toy/report.md"))
     parser.add_argument("--runs", type=Path, default=Path("results/toy/runs"))
     parser.add_argument("--model-path", help="another training's folder (default: shipped)")
+    parser.add_argument("--components", nargs="*", help="ablate only these (default: all)")
     args = parser.parse_args()
     if args.model_path:
         BASE.append(f"model.path={args.model_path}")
@@ -139,6 +145,8 @@ def main() -> None:
         lines += ["| component | variant | iou ↑ (x100) | delta to full |", "|---|---|---|---|"]
         lines.append(f"| - | full method | {cell(full['metrics']['iou'], scale)} | |")
         for component, variants in ablations.COMPONENTS.items():
+            if args.components and component not in args.components:
+                continue
             for label, extra in variants[1:]:
                 res = run("fgseg", eps, extra, args.runs)
                 iou = res["metrics"]["iou"]["overall"]["mean"]

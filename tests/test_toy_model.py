@@ -201,7 +201,7 @@ def test_training_smoke_lowers_the_loss_and_loads(tmp_path):
         warmup=1,
         ema_decay=0.0,  # the shipped model's EMA would hide 12 steps
         threads=1,
-        world_sizes={"voc": 60, "cityscapes": 4, "fashion": 16, "imagenet": (2, 4)},
+        world_sizes={"voc": 80, "cityscapes": 4, "fashion": 16, "imagenet": (2, 4)},
     )
     record = train(cfg, tmp_path / "toy", world_root=tmp_path / "world", quiet=True)
     assert record["held_out_loss"]["end"] < record["held_out_loss"]["start"]
