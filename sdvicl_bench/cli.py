@@ -313,6 +313,8 @@ def _ablate(component: str, overrides: list[str], quiet: bool) -> tuple[Path, li
     out_dir = Path("results/ablations")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{component}-{first.results['key']}.md"
+    same = evaluate.results_on(dirs)  # every variant on the same finished episodes
+    rows = [(label, results) for (label, _), results in zip(rows, same, strict=True)]
     path.write_text(ablations.comparison_markdown(component, rows))
     if first.results["n"]:
         from sdvicl_bench.report.grids import compare_grid

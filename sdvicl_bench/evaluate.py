@@ -377,6 +377,26 @@ def protocol_of(run_dir: Path) -> tuple[RunConfig, TaskProtocol]:
     return cfg, protocol
 
 
+def results_on(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """results.json of each run folder recomputed over the episode ids they all finished.
+
+    Comparisons (ablate) must score every variant on the very same episodes, while each
+    folder's own results.json describes all of its samples (a larger earlier run included).
+    """
+    ids = None
+    for run_dir in run_dirs:
+        done = {s["id"] for s in read_run_samples(run_dir)}
+        ids = done if ids is None else ids & done
+    out = []
+    for run_dir in run_dirs:
+        cfg, protocol = protocol_of(run_dir)
+        episodes = read_episodes(run_dir / "episodes.jsonl")
+        samples = [s for s in _all_samples(run_dir, episodes) if s["id"] in (ids or set())]
+        key = json.loads((run_dir / "run.json").read_text())["key"]
+        out.append(_results(cfg, protocol, key, samples, 0.0, 0))
+    return out
+
+
 def _all_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> list[dict]:
     """Every finished sample of the folder, one per id: in frozen episode order, then any
     others (ids not in `episodes`) sorted."""

@@ -56,6 +56,17 @@ def test_ablate_runs_variants_on_the_same_episodes(workdir):
     assert len(frozen) == 1  # the very same episodes for every variant
 
 
+def test_ablate_after_a_larger_run_compares_the_same_episodes(workdir):
+    """The full method's folder may hold more samples (an earlier, longer run); the table
+    compares every variant on the episodes they all finished."""
+    assert runner.invoke(app, ["run", "debug=smoke", "limit=3", "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["ablate", "component=adain", "debug=smoke", "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = (workdir / result.stdout.strip().splitlines()[-1]).read_text()
+    rows = [line for line in table.splitlines() if line.startswith(("| full", "| without"))]
+    assert len(rows) == 2 and all(row.rstrip(" |").endswith("| 2") for row in rows), table
+
+
 def test_ablate_unknown_component(workdir):
     result = runner.invoke(app, ["ablate", "component=adainn", "debug=smoke"])
     assert result.exit_code == 2 and "Did you mean 'component=adain'" in result.output
