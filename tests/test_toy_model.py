@@ -145,6 +145,17 @@ def _copy_weights(tmp_path: Path) -> Path:
     return folder
 
 
+def _one_error_line(folder: Path) -> str:
+    """`run` with model.path=folder: exit 2 and exactly one output line, returned."""
+    result = runner.invoke(
+        app, ["run", "task=fgseg", "debug=smoke", "model=toy", f"model.path={folder}"]
+    )
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
 def test_corrupt_weights_are_one_line_exit_2(tmp_path, monkeypatch):
     folder = _copy_weights(tmp_path)
     unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
@@ -154,24 +165,16 @@ def test_corrupt_weights_are_one_line_exit_2(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="corrupt"):
         load_toy(folder)
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(
-        app, ["run", "task=fgseg", "debug=smoke", "model=toy", f"model.path={folder}"]
-    )
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "corrupt" in lines[0] and "Fix:" in lines[0]
+    line = _one_error_line(folder)
+    assert "corrupt" in line and "Fix:" in line
 
 
 def test_missing_weights_are_one_line_exit_2(tmp_path, monkeypatch):
     folder = _copy_weights(tmp_path)
     (folder / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(
-        app, ["run", "task=fgseg", "debug=smoke", "model=toy", f"model.path={folder}"]
-    )
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "missing" in lines[0] and "make toy-model" in lines[0]
+    line = _one_error_line(folder)
+    assert "missing" in line and "make toy-model" in line
 
 
 def test_same_seed_same_bytes_on_cpu(tmp_path, monkeypatch):
