@@ -9,14 +9,13 @@ import torch
 
 from sdvicl_bench.config import ModelConfig
 from sdvicl_bench.errors import ModelError
-from sdvicl_bench.sampler.attention import layer_position
 from sdvicl_bench.sampler.models import build_tiny, load_model, make_scheduler
 
 
 def test_tiny_is_sd_shaped_and_seeded():
     model = load_model(ModelConfig(name="tiny"))
-    sides = {layer_position(n, 4)[1] for n in model.attn1_names()}
-    assert len(sides) >= 3  # self-attention at three or more resolutions
+    sides = set(model.layer_sides.values())
+    assert {8, 4, 2} <= sides  # self-attention at three resolutions of its 8x8 latents
     latents = model.encode(torch.zeros(2, 3, 64, 64))
     assert latents.shape == (2, 4, 8, 8)  # x8 VAE
     assert model.decode(latents).shape == (2, 3, 64, 64)
