@@ -30,3 +30,25 @@ class EpisodeSpec:
         return cls(
             d["id"], d["query"], tuple(d["prompts"]), int(d["seed"]), dict(d.get("meta", {}))
         )
+
+
+IGNORE_LABEL = 255
+"""Cityscapes trainId of pixels not scored (void and rare classes); drawn black."""
+
+NUM_CLASSES = 19
+"""Cityscapes evaluation classes (trainIds 0..18); `data.cityscapes.TRAIN_CLASSES` names them."""
+
+
+@dataclass(frozen=True, eq=False)
+class Landmarks:
+    """Named landmark positions in one image: the keypoint task's truth and prediction.
+
+    ``names`` (K,) landmark names; ``xy`` float (K, 2) pixel (x, y), NaN where missing;
+    ``visible`` bool (K,) which ones count (truth: annotated visible; prediction: found);
+    ``size`` (W, H) of the image the pixels belong to.
+    """
+
+    names: tuple[str, ...]
+    xy: Any = field(repr=False)
+    visible: Any = field(repr=False)
+    size: tuple[int, int] = (0, 0)

@@ -35,6 +35,7 @@ def run_task(workdir, *args):
     return run_dir, samples, results
 
 
+@pytest.mark.slow
 def test_semseg_dataset_miou_recomputes(workdir):
     run_dir, samples, results = run_task(workdir, "task=semseg", "task.options.palette=spread")
     conf = np.zeros((19, 20), dtype=np.int64)
@@ -50,6 +51,7 @@ def test_semseg_dataset_miou_recomputes(workdir):
     assert results["baselines"]["black"]["accuracy"]["overall"]["mean"] == 0.0
 
 
+@pytest.mark.slow
 def test_keypoints_scores_recompute(workdir):
     from sdvicl_bench.data.deepfashion import FLDDataset
 
@@ -59,7 +61,7 @@ def test_keypoints_scores_recompute(workdir):
     for s in samples:
         rec = records[s["query"]]
         size = fld.image(rec).size
-        pred = keypoints.decode(Image.open(run_dir / s["pred"]), rec.names, size)
+        pred = keypoints.locate(Image.open(run_dir / s["pred"]), rec.names, size)
         assert s["scores"]["pck"] == pytest.approx(
             pck(pred, rec.xy, rec.visible, size), nan_ok=True
         )
@@ -70,6 +72,7 @@ def test_keypoints_scores_recompute(workdir):
     assert set(results["baselines"]) == {"black", "copy_b"}
 
 
+@pytest.mark.slow
 def test_edges_scores_recompute(workdir):
     run_dir, samples, results = run_task(workdir, "task=edges")
     for s in samples:
@@ -88,6 +91,7 @@ def test_missing_root_is_one_line_exit_2(workdir, task):
     assert len(lines) == 1 and "not found" in lines[0] and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_colorization_scores_and_baselines(workdir):
     from sdvicl_bench.metrics.fid import default_weights_path
     from sdvicl_bench.metrics.mse import mse_vp
@@ -115,6 +119,7 @@ def test_colorization_scores_and_baselines(workdir):
     assert (value > 0) if fid else np.isnan(value)
 
 
+@pytest.mark.slow
 def test_colorization_from_a_hub_dataset(workdir, monkeypatch):
     datasets = pytest.importorskip("datasets")
     from sdvicl_bench.data import imagenet_hub
@@ -137,6 +142,7 @@ def test_colorization_from_a_hub_dataset(workdir, monkeypatch):
     assert Image.open(run_dir / samples[0]["gt"]).size == (48, 40)
 
 
+@pytest.mark.slow
 def test_edges_on_bsds500_scores_against_mean_boundaries(workdir):
     from sdvicl_bench.data.bsds import BSDSDataset
 

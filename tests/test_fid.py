@@ -155,6 +155,7 @@ def test_inception_features_shape(inception: InceptionFeatures) -> None:
 
 
 @needs_weights
+@pytest.mark.slow
 def test_real_weights_halves_far_below_noise(inception: InceptionFeatures) -> None:
     """Two halves of one set of crops of a scene score far below that set against noise."""
     rng = np.random.default_rng(0)

@@ -23,8 +23,8 @@ from sdvicl_bench.metrics.keypoints import normalized_mse, pck
 from sdvicl_bench.tasks.keypoints import (
     COLOUR_RADIUS,
     LANDMARK_COLOURS,
-    decode,
     disc_radius,
+    locate,
     render_gt,
 )
 
@@ -222,14 +222,14 @@ def test_render_gt_draws_visible_discs_only() -> None:
     assert not rgb[30, 70].any() and not rgb[90, 30].any()  # occluded, truncated: not drawn
     # a disc of radius 3: pixels with centres within 3 px (29 of them)
     assert np.count_nonzero(rgb.any(axis=2)) == 2 * 29
-    pred = decode(picture, rec.names, (100, 120))
+    pred = locate(picture, rec.names, (100, 120))
     np.testing.assert_allclose(pred[[0, 3]], [[30, 30], [70, 90]], atol=1e-9)
     assert np.isnan(pred[[1, 2]]).all()
 
 
 def test_round_trip_same_size() -> None:
     picture = render_gt(FULL, (160, 240))
-    pred = decode(picture, FULL.names, (160, 240))
+    pred = locate(picture, FULL.names, (160, 240))
     assert np.abs(pred - FULL.xy).max() <= 1.0
 
 
@@ -237,14 +237,14 @@ def test_round_trip_same_size() -> None:
 def test_round_trip_other_picture_size(canvas: tuple[int, int]) -> None:
     # picture rendered at the model's size, decoded back to the image's (160, 240)
     picture = render_gt(FULL, canvas, image_size=(160, 240))
-    pred = decode(picture, FULL.names, (160, 240))
+    pred = locate(picture, FULL.names, (160, 240))
     scale = max(160 / canvas[0], 240 / canvas[1])
     assert np.abs(pred - FULL.xy).max() <= max(1.0, scale)
 
 
 def test_round_trip_resized_picture() -> None:
     picture = render_gt(FULL, (160, 240)).resize((256, 256), Image.Resampling.NEAREST)
-    pred = decode(picture, FULL.names, (160, 240))
+    pred = locate(picture, FULL.names, (160, 240))
     assert np.abs(pred - FULL.xy).max() <= 1.5
 
 
@@ -252,7 +252,7 @@ def test_round_trip_under_noise() -> None:
     rgb = np.asarray(render_gt(FULL, (160, 240)), dtype=np.float64)
     rng = np.random.default_rng(0)
     noisy = np.clip(np.rint(rgb + rng.normal(0, 15, rgb.shape)), 0, 255).astype(np.uint8)
-    pred = decode(noisy, FULL.names, (160, 240))
+    pred = locate(noisy, FULL.names, (160, 240))
     assert np.abs(pred - FULL.xy).max() <= 1.0
 
 
@@ -261,11 +261,11 @@ def test_decode_picks_largest_blob_and_missing() -> None:
     rgb[10:13, 10:13] = (250, 10, 5)  # small left_collar blob
     rgb[30:36, 20:26] = (240, 20, 20)  # larger one
     rgb[0, 49] = (255, 0, 0)
-    pred = decode(rgb, ("left_collar", "right_collar"), (50, 50))
+    pred = locate(rgb, ("left_collar", "right_collar"), (50, 50))
     np.testing.assert_allclose(pred[0], [22.5, 32.5])
     assert np.isnan(pred[1]).all()
     # the map to a 100x100 image goes by pixel centres
-    np.testing.assert_allclose(decode(rgb, ("left_collar",), (100, 100))[0], [45.5, 65.5])
+    np.testing.assert_allclose(locate(rgb, ("left_collar",), (100, 100))[0], [45.5, 65.5])
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -296,7 +296,7 @@ def test_normalized_mse_hand_computed() -> None:
 
 
 def test_metrics_on_decoded_ground_truth() -> None:
-    pred = decode(render_gt(FULL, (64, 64), image_size=(160, 240)), FULL.names, (160, 240))
+    pred = locate(render_gt(FULL, (64, 64), image_size=(160, 240)), FULL.names, (160, 240))
     assert pck(pred, FULL.xy, FULL.visible, (160, 240)) == 1.0
     assert normalized_mse(pred, FULL.xy, FULL.visible, (160, 240)) < 1e-4
 
@@ -319,7 +319,7 @@ def test_demo_round_trips_through_loader(tmp_path: Path) -> None:
         assert rec.visible.sum() >= 2
         inside = rec.xy[rec.visible]
         assert ((inside >= 0) & (inside < 96)).all()
-        pred = decode(render_gt(rec, image.size), rec.names, image.size)
+        pred = locate(render_gt(rec, image.size), rec.names, image.size)
         assert pck(pred, rec.xy, rec.visible, image.size) == 1.0
 
 

@@ -343,7 +343,7 @@ def test_keypoints_ne_and_pck_thresholds_from_saved_pictures(workdir):
     for s in samples:
         rec = records[s["query"]]
         size = fld.image(rec).size
-        pred = keypoints.decode(Image.open(run_dir / s["pred"]), rec.names, size)
+        pred = keypoints.locate(Image.open(run_dir / s["pred"]), rec.names, size)
         want = normalized_error(pred, rec.xy, rec.visible, size)
         assert s["scores"]["ne"] == pytest.approx(want, nan_ok=True)
         assert s["scores"]["pck@0.3"] == pytest.approx(
@@ -353,7 +353,7 @@ def test_keypoints_ne_and_pck_thresholds_from_saved_pictures(workdir):
     assert list(results["metrics"]) == ["pck", "mse", "ne", "pck@0.1", "pck@0.3"]
     specs = results["config"]["task"]["metrics"]
     assert specs["ne"] == {"higher_is_better": False} and specs["pck@0.3"]["scale"] == 100
-    assert specs["mse"] == {"higher_is_better": False}  # the YAML's own entries are kept
+    assert specs["mse"] == {"function": "keypoint_mse", "higher_is_better": False}  # YAML kept
     assert {"ne", "pck@0.1", "pck@0.3"} <= table_metrics(run_dir)
 
 

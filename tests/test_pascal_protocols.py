@@ -35,6 +35,7 @@ def samples_of(run_dir) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_det_run_scores_recompute_from_pictures(workdir):
     code, out = run("task=det", "debug=smoke", "limit=3")
     assert code == 0, out
@@ -71,6 +72,7 @@ def save_tiny_clip(folder):
     return model
 
 
+@pytest.mark.slow
 def test_clip_knn_run_matches_brute_force(workdir):
     from sdvicl_bench.data.clip_retrieval import clip_preprocess
     from sdvicl_bench.data.pascal import VOCDataset, read_split_list
@@ -107,6 +109,7 @@ def test_clip_knn_run_matches_brute_force(workdir):
         assert ep["prompts"][0].rpartition("__")[0] == best.rpartition("__")[0]
 
 
+@pytest.mark.slow
 def test_episode_count_cycles_with_new_draws(workdir):
     code, out = run("task=fgseg", "debug=smoke", "task.folds=[0]", "episodes=200", "prompts=2")
     assert code == 0, out

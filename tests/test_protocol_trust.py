@@ -21,6 +21,7 @@ from sdvicl_bench.cli import app, load_config
 from sdvicl_bench.data import retrieval as rt
 from sdvicl_bench.protocols import make_protocol
 from sdvicl_bench.protocols.pascal import cell_mask, cell_picture
+from sdvicl_bench.protocols.task import Truth
 from sdvicl_bench.report.reference import references_for
 from sdvicl_bench.report.tables import build_table, count_phrase
 from sdvicl_bench.types import EpisodeSpec
@@ -61,6 +62,7 @@ def protocol(demo_root: Path, *overrides: str):
 # ----------------------------------------------------------------------------- 1. per fold
 
 
+@pytest.mark.slow
 def test_episodes_n_is_per_fold_end_to_end(workdir, demo_root):
     result = invoke(
         "task=fgseg", "debug=smoke", f"data.root={demo_root}", "episodes=8", "limit=null"
@@ -164,7 +166,7 @@ def test_clip_knn_prompts_show_the_configured_class(tmp_path, demo_root):
         f"retrieval.cache_dir={tmp_path / 'cache'}",
     ]
     proto = protocol(demo_root, *common)
-    by_image = rt.keys_by_image(proto.query_sets()[0].pool)
+    by_image = rt.keys_by_image(proto.family.query_sets()[0].pool)
     last = proto.episodes()
     assert any(len(by_image[rt.image_id_of(p)]) > 1 for e in last for p in e.prompts)
     for e in last:
@@ -197,6 +199,13 @@ def _picture(mask: np.ndarray) -> Image.Image:
     return Image.fromarray(np.repeat(np.where(mask, 255, 0).astype(np.uint8)[..., None], 3, 2))
 
 
+def truth_of(proto, mask, b, objects=None) -> Truth:
+    """A query's truth as `sampler_input` builds it: the mask, at the scoring size too."""
+    family = proto.family
+    extra = {} if objects is None else {"all_objects": family.scored_target(objects)}
+    return Truth(mask, family.scored_target(mask), b, extra)
+
+
 def test_cell_functions_on_aligned_edges():
     cell = cell_mask(_gt_half(), 111)
     assert cell.shape == (111, 111) and cell[:, :55].all() and not cell[:, 55:].any()
@@ -213,15 +222,17 @@ def test_fgseg_scores_on_the_111_px_cell_as_computed_by_hand(demo_root):
     pred[:, 171] = True  # a 1 px line: gone at 111 px (bicubic weight 0.43 < 0.5)
     wide_b = np.zeros((444, 444), dtype=bool)
     wide_b[:, :120] = True
-    truth = {"mask": gt, "b": _picture(wide_b), "objects": np.ones_like(gt)}
     spec = EpisodeSpec("x", "demo__01", ("demo__01",), 0, {"fold": 0})
     at_111 = protocol(demo_root, "task=fgseg", "task.options.score_size=111")
+    truth = truth_of(at_111, gt, _picture(wide_b), np.ones_like(gt))
     scored = at_111.score(spec, truth, _picture(pred))
     assert scored.scores["iou"] == 1.0  # 55 x 111 columns both sides
     assert scored.baselines["black"]["iou"] == 0.0
     assert scored.baselines["copy_b"]["iou"] == pytest.approx(30 / 55)
     assert scored.baselines["all_objects"]["iou"] == pytest.approx(55 / 111)
-    native = protocol(demo_root, "task=fgseg").score(spec, truth, _picture(pred))
+    native = protocol(demo_root, "task=fgseg")
+    truth = truth_of(native, gt, _picture(wide_b), np.ones_like(gt))
+    native = native.score(spec, truth, _picture(pred))
     assert native.scores["iou"] == pytest.approx(110 / 111)  # the line counts at 222 px
 
 
@@ -231,11 +242,9 @@ def test_det_scores_on_the_111_px_cell_as_computed_by_hand(demo_root):
     pred = np.zeros((111, 111), dtype=bool)
     pred[10:60, 25:70] = True  # the largest component
     pred[100:102, 100:102] = True  # a smaller one, dropped
-    truth = {"mask": gt, "b": _picture(gt)}
     spec = EpisodeSpec("x", "2008_000001", ("2008_000002",), 0, {"fold": 0})
-    scored = protocol(demo_root, "task=det", "task.options.score_size=111").score(
-        spec, truth, _picture(pred)
-    )
+    det = protocol(demo_root, "task=det", "task.options.score_size=111")
+    scored = det.score(spec, truth_of(det, gt, _picture(gt)), _picture(pred))
     assert scored.scores["iou"] == pytest.approx(45 / 50)
     assert scored.baselines["copy_b"]["iou"] == 1.0
 
@@ -308,6 +317,7 @@ def test_references_with_another_protocol_are_marked():
 # ----------------------------------------------------------------------------- 7. review bugs
 
 
+@pytest.mark.slow
 def test_colorization_with_same_class_prompts_of_the_query_wnid(workdir):
     args = ("task=colorization", "data=demo", "model=tiny", "retrieval=same_class", "debug=smoke")
     result = invoke(*args, "--quiet")
@@ -327,6 +337,7 @@ def test_colorization_with_same_class_prompts_of_the_query_wnid(workdir):
     assert np.isnan(fid["overall"]["mean"])
 
 
+@pytest.mark.slow
 def test_colorization_fid_without_saved_pictures_is_one_line(workdir):
     result = invoke("task=colorization", "debug=smoke", "save_pictures=false")
     lines = [x for x in result.output.strip().splitlines() if x.strip()]
@@ -340,7 +351,7 @@ def test_table_9_is_adain_and_table_10_the_layers():
     sources = [r["source"] for r in references_for("fgseg")]
     assert "SD-VICL (paper Tab. 9, without AdaIN)" in sources
     assert "SD-VICL (paper Tab. 10, only 64x64 layers)" in sources
-    from sdvicl_bench.cli import experiments
+    from sdvicl_bench.workflows.reproduce import experiments
 
     titles = {name: exp["title"] for name, exp in experiments().items()}
     assert titles["ablation_adain"].startswith("Table 9:")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from sdvicl_bench.data.pascal import PascalEntry
+from sdvicl_bench.config import RetrievalConfig
 from sdvicl_bench.data.retrieval import (
     image_id_of,
+    retrieve,
     retrieve_random,
     retrieve_same_class,
 )
 from sdvicl_bench.errors import DataError
 
-POOL = [PascalEntry(f"2008_{i:06d}", c) for i in range(40) for c in (1, 3) if (i + c) % 3]
-POOL += [PascalEntry("2008_000007", 2)]  # the query's own image, another class
-KEYS = [e.key for e in POOL]
+# Keys in the HSNet list-line form `<image id>__<class>`, written out (no dataset type).
+KEYS = [f"2008_{i:06d}__{c:02d}" for i in range(40) for c in (1, 3) if (i + c) % 3]
+KEYS += ["2008_000007__02"]  # the query's own image, another class
 
 
 def test_image_id_of() -> None:
@@ -82,3 +83,25 @@ def test_same_class_with_string_classes() -> None:
     wnid = lambda k: k.partition("/")[0]  # noqa: E731
     got = retrieve_same_class("n00000001/img0", pool, 3, 0, wnid)
     assert len(got) == 3 and all(k.startswith("n00000001/") and k != "n00000001/img0" for k in got)
+
+
+def test_retrieve_stage_takes_keys_a_pool_and_a_class_function() -> None:
+    """The stage gives every query what the per-query retriever gives, for any key form
+    (here ImageNet-style `<wnid>/<file>` keys with the wnid as class)."""
+    pool = [f"n{c:08d}/img{i}.JPEG" for c in range(3) for i in range(6)]
+    queries = [pool[0], pool[7]]
+
+    def wnid(key: str) -> str:
+        return key.partition("/")[0]
+
+    for name in ("random", "same_class"):
+        got = retrieve(queries, pool, 2, 5, wnid, RetrievalConfig(name=name))
+        for q in queries:
+            want = (
+                retrieve_random(q, pool, 2, 5)
+                if name == "random"
+                else retrieve_same_class(q, pool, 2, 5, wnid)
+            )
+            assert got[q] == want and q not in got[q]
+    same = retrieve(queries, pool, 2, 5, wnid, RetrievalConfig(name="same_class"))
+    assert all(wnid(p) == wnid(q) for q in queries for p in same[q])

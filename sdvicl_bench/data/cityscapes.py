@@ -22,9 +22,7 @@ from PIL import Image
 
 from sdvicl_bench.data.images import open_image, read_rgb
 from sdvicl_bench.errors import DataError
-
-IGNORE_LABEL = 255
-"""trainId of pixels not scored (void and rare classes)."""
+from sdvicl_bench.types import IGNORE_LABEL, NUM_CLASSES
 
 TRAIN_CLASSES: tuple[str, ...] = (
     "road",
@@ -49,7 +47,7 @@ TRAIN_CLASSES: tuple[str, ...] = (
 )
 """The 19 evaluation classes; ``TRAIN_CLASSES[t]`` is the name of trainId ``t``."""
 
-NUM_CLASSES = len(TRAIN_CLASSES)
+assert len(TRAIN_CLASSES) == NUM_CLASSES
 
 _LABEL_TO_TRAIN_PAIRS: dict[int, int] = {
     7: 0,  # road

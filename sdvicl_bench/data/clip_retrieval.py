@@ -9,7 +9,7 @@ resize of the short side to 224, centre crop 224, CLIP mean/std.
 Keys follow ``sdvicl_bench.data.retrieval``: ``<image id>__<suffix>`` names one use of an image
 (the HSNet list-line form), any other key is an image id itself (``image_id_of``). The keys of
 one image share its embedding, so they tie and ``knn`` would keep the lowest (e.g. the lowest
-class id); ``RetrievalProtocol`` therefore ranks one key per image and then picks the key a
+class id); ``retrieval.clip_knn`` therefore ranks one key per image and then picks the key a
 prompt uses, hence the class its mask B shows, by ``retrieval.prompt_class``
 (``retrieval.prompt_key``: UnsupPR's last-listed class by default).
 

@@ -12,17 +12,26 @@ other queries. To draw anew per cycle (``episodes=1000`` over a shorter list), c
 An image listed under several keys (an HSNet list names it once per fold class it holds)
 is one prompt image; ``prompt_key`` says which of its keys, hence which class's mask B, a
 prompt uses (``retrieval.prompt_class``: ``last_listed`` as UnsupPR, or ``query``).
+
+``retrieve`` is the stage the protocols call: query keys, a pool of keys and a class function
+in, ``{query: prompt keys}`` out, by the configured retriever (``clip_knn`` lazily loads CLIP).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from sdvicl_bench.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from sdvicl_bench.config import RetrievalConfig
 
 T = TypeVar("T")
 
@@ -130,3 +139,90 @@ def prompt_key(
             if class_of(key) == wanted:
                 return key
     return image_keys[-1]
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def retrieve(
+    queries: Sequence[str],
+    pool: Sequence[str],
+    n: int,
+    seed: int,
+    class_of: Callable[[str], Hashable],
+    settings: RetrievalConfig,
+    load_image: Callable[[str], Image.Image] | None = None,
+    fingerprint: str = "",
+) -> dict[str, list[str]]:
+    """``{query key: n prompt keys}`` for every query: the prompt-retrieval stage.
+
+    ``settings.name``: ``random`` (``retrieve_random``), ``same_class``
+    (``retrieve_same_class`` by ``class_of``) or ``clip_knn`` (``clip_knn``, which needs
+    ``load_image``, the picture CLIP sees for a key, and ``fingerprint``, what tells one
+    dataset's keys from another's in the embedding cache, e.g. its root folder).
+    """
+    if settings.name == "random":
+        return {q: retrieve_random(q, list(pool), n, seed) for q in queries}
+    if settings.name == "same_class":
+        return {q: retrieve_same_class(q, list(pool), n, seed, class_of) for q in queries}
+    if load_image is None:
+        raise ValueError("retrieval=clip_knn needs load_image")
+    return clip_knn(queries, pool, n, class_of, settings, load_image, fingerprint)
+
+
+def clip_knn(
+    queries: Sequence[str],
+    pool: Sequence[str],
+    n: int,
+    class_of: Callable[[str], Hashable],
+    settings: RetrievalConfig,
+    load_image: Callable[[str], Image.Image],
+    fingerprint: str,
+) -> dict[str, list[str]]:
+    """UnsupPR: the ``n`` nearest pool images of each query by CLIP features (``clip_retrieval``).
+
+    ``class_filter=none``: one row per pool image (its keys share one picture, hence one
+    embedding); which of its keys a prompt uses, i.e. the class B shows, is
+    ``settings.prompt_class`` (``prompt_key``). ``class_filter=query``: only pool keys of the
+    query's class compete.
+    """
+    from sdvicl_bench.data.clip_retrieval import (
+        ClipEmbedder,
+        EmbeddingCache,
+        clip_knn_episodes,
+        knn,
+    )
+
+    queries, pool = list(queries), list(pool)
+    source = settings.model_path or settings.model_id
+    embedder = ClipEmbedder.load(source, revision=settings.revision)
+    cache = EmbeddingCache(Path(settings.cache_dir).expanduser() / "clip")
+
+    def embed(keys: list[str]):
+        return cache.get_or_compute(
+            keys,
+            load_image,
+            embedder,
+            fingerprint=fingerprint,
+            same_image=image_id_of,
+            batch_size=settings.batch_size,
+        )
+
+    q_emb, p_emb = embed(queries), embed(pool)
+    if settings.class_filter == "none":
+        by_image = keys_by_image(pool)
+        row = {k: i for i, k in enumerate(pool)}
+        images = [keys[-1] for keys in by_image.values()]
+        rows = [row[k] for k in images]
+        picked = clip_knn_episodes(queries, images, q_emb, p_emb[rows], n)
+
+        def use(key: str, query: str) -> str:
+            keys = by_image[image_id_of(key)]
+            return prompt_key(keys, settings.prompt_class, class_of(query), class_of)
+
+        return {q: [use(k, q) for k in keys] for q, keys in picked.items()}
+    out = {}
+    for i, q in enumerate(queries):
+        keep = [j for j, k in enumerate(pool) if class_of(k) == class_of(q)]
+        out[q] = knn(q_emb[i], p_emb[keep], [pool[j] for j in keep], n, query_key=q)
+    return out

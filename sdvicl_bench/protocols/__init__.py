@@ -1,48 +1,29 @@
-"""Task protocols by name: each wires one task's data, episodes, decoder and metrics."""
+"""Task protocols: every task is its YAML (conf/task/<name>.yaml) run by `YamlTask`.
+
+`protocols.registry` resolves the YAML's names (dataset family, decoder module, metrics);
+the dataset families (pascal.py, cityscapes.py, deepfashion.py, edges.py, imagenet.py) hold
+what differs between datasets.
+"""
 
 from __future__ import annotations
 
-import difflib
-
 from sdvicl_bench.config import RunConfig
-from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.protocols.base import Scored, TaskProtocol
 
 
-def _registry() -> dict[str, type[TaskProtocol]]:
-    from sdvicl_bench.protocols.dense import (
-        ColorizationProtocol,
-        EdgesProtocol,
-        KeypointsProtocol,
-        SemsegProtocol,
-    )
-    from sdvicl_bench.protocols.pascal import DetProtocol, FgsegProtocol
-
-    return {
-        "fgseg": FgsegProtocol,
-        "det": DetProtocol,
-        "semseg": SemsegProtocol,
-        "keypoints": KeypointsProtocol,
-        "edges": EdgesProtocol,
-        "colorization": ColorizationProtocol,
-    }
-
-
 def task_names() -> list[str]:
-    return sorted(_registry())
+    """The packaged tasks (conf/task/*.yaml)."""
+    from sdvicl_bench.protocols.registry import TASK_CONF
+
+    return sorted(p.stem for p in TASK_CONF.glob("*.yaml"))
 
 
 def make_protocol(cfg: RunConfig) -> TaskProtocol:
-    """The protocol of `cfg.task.name`; a ConfigError with "did you mean" for an unknown one."""
-    registry = _registry()
-    name = cfg.task.name
-    if name not in registry:
-        close = difflib.get_close_matches(name, registry, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(
-            f"task={name} has no protocol yet. Available: {', '.join(sorted(registry))}.{hint}"
-        )
-    return registry[name](cfg)
+    """The protocol of `cfg.task`: its YAML's dataset, decoder and metrics resolved (a
+    one-line ConfigError with "did you mean" for an unknown name)."""
+    from sdvicl_bench.protocols.task import YamlTask
+
+    return YamlTask(cfg)
 
 
 __all__ = ["Scored", "TaskProtocol", "make_protocol", "task_names"]

@@ -10,25 +10,33 @@ over the whole set. Trivial baseline: the grey query itself as the prediction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.imagenet import grey
-from sdvicl_bench.tasks.pictures import as_rgb
+from sdvicl_bench.tasks.pictures import as_rgb, size_of
 
 
-def render_gt(image: Image.Image) -> Image.Image:
-    """The ground-truth picture: the colour image itself, as PIL RGB (W, H) (a copy)."""
-    return image.convert("RGB")
+def render_gt(image: Image.Image | np.ndarray) -> Image.Image:
+    """The ground-truth picture: the colour image itself, as PIL RGB (W, H) (a copy).
+
+    ``image``: PIL (any mode) or float (H, W, 3) in [0, 1] (the truth, or a prediction)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    rgb = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    return Image.fromarray((rgb * 255).round().astype(np.uint8), mode="RGB")
 
 
 def query_picture(image: Image.Image) -> Image.Image:
-    """The query picture: the grey image as 3 equal channels, PIL RGB (W, H)."""
-    return grey(image)
+    """The query picture: the grey image as 3 equal channels, PIL RGB (W, H) (PIL
+    ``convert("L")``, ITU-R 601 luma, as ``data.imagenet.grey``)."""
+    return image.convert("L").convert("RGB")
 
 
-def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Predicted picture -> float32 (H, W, 3) in [0, 1] at ``size`` = (W, H).
+def decode(picture: Image.Image | np.ndarray, target: Any) -> np.ndarray:
+    """Predicted picture -> float32 (H, W, 3) in [0, 1] at ``target``'s size (the truth
+    colour image, or a size (W, H): ``pictures.size_of``).
 
     ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3). Values are
     divided by 255; if the size differs each channel is resized with BICUBIC as a float ('F')
@@ -36,7 +44,7 @@ def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarr
     """
     rgb = as_rgb(picture)
     out = rgb.astype(np.float32) / np.float32(255.0)
-    w, h = int(size[0]), int(size[1])
+    w, h = size_of(target)
     if out.shape[:2] == (h, w):
         return out
     channels = [

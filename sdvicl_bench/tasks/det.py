@@ -16,11 +16,14 @@ Scored with ``metrics.iou.foreground_iou`` of the two box masks, per episode.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from sdvicl_bench.tasks import fgseg
+from sdvicl_bench.tasks.pictures import size_of
 
 Box = tuple[int, int, int, int]
 """(x0, y0, x1, y1): 0-based, inclusive array indices (column x, row y)."""
@@ -99,12 +102,14 @@ def box_to_mask(box: Box | None, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Predicted picture (PIL or uint8 (h, w, 3)) -> box mask bool (H, W), ``size`` = (W, H).
+def decode(picture: Image.Image | np.ndarray, target: Any) -> np.ndarray:
+    """Predicted picture (PIL or uint8 (h, w, 3)) -> box mask bool (H, W) of ``target``'s size
+    (the truth box mask, or a size (W, H): ``pictures.size_of``).
 
     The largest white component's bounding box (``decode_box``) at the picture's (h, w),
     mapped to (W, H) with ``scale_box`` and filled; all False when no pixel is white.
     """
+    size = size_of(target)
     box = decode_box(picture)
     if box is None:
         return box_to_mask(None, size)

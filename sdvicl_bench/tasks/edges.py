@@ -5,7 +5,7 @@ paints D, the query's edge map. By default (``task.options.source=voc``) images 
 Pascal VOC 2012 ones the other Pascal tasks use (val queries, train prompt pool), so nothing
 extra is downloaded, and the ground truth is Canny (below). ``source=bsds500`` uses BSDS500
 (test queries, train prompts) with the mean of the human boundary maps as the ground truth
-(``data/bsds.py``; the protocol is ``protocols.dense.EdgesProtocol``).
+(``data/bsds.py``; the dataset family is ``protocols.families.edges``).
 
 Ground truth: ``canny_edges`` runs scikit-image's ``feature.canny`` with ``sigma=2`` and its
 default hysteresis thresholds on the grey image (PIL ``convert("L")``, ITU-R 601 luma) as
@@ -20,11 +20,13 @@ picture scores the edge density (the fraction of edge pixels): that is the trivi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 from skimage import feature
 
-from sdvicl_bench.tasks.pictures import as_rgb
+from sdvicl_bench.tasks.pictures import as_rgb, size_of
 
 CANNY_SIGMA = 2.0
 
@@ -61,14 +63,15 @@ def grey_level(picture: Image.Image | np.ndarray) -> np.ndarray:
     return (rgb.sum(axis=2, dtype=np.float64) / (3.0 * 255.0)).astype(np.float32)
 
 
-def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Predicted picture -> grey level float32 (H, W) in [0, 1]; ``size`` is (W, H).
+def decode(picture: Image.Image | np.ndarray, target: Any) -> np.ndarray:
+    """Predicted picture -> grey level float32 (H, W) in [0, 1] of ``target``'s size (the
+    truth edge map, or a size (W, H): ``pictures.size_of``).
 
     The grey map is computed at the picture's resolution, then (if the size differs) resized
     bilinearly as a float ('F') image and clipped to [0, 1].
     """
     grey = grey_level(picture)
-    w, h = int(size[0]), int(size[1])
+    w, h = size_of(target)
     if grey.shape == (h, w):
         return grey
     resized = Image.fromarray(grey, mode="F").resize((w, h), Image.Resampling.BILINEAR)

@@ -11,10 +11,12 @@ interpolation). Scored with ``metrics.iou.foreground_iou`` per episode.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.tasks.pictures import as_rgb
+from sdvicl_bench.tasks.pictures import as_rgb, size_of
 
 
 def render_gt(mask: np.ndarray) -> Image.Image:
@@ -45,6 +47,8 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(grey.resize((w, h), Image.Resampling.NEAREST)) > 127
 
 
-def decode(picture: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Predicted picture (PIL or uint8 (h, w, 3)) -> foreground bool (H, W), size = (W, H)."""
-    return resize_mask(binarize(picture), size)
+def decode(picture: Image.Image | np.ndarray, target: Any) -> np.ndarray:
+    """Predicted picture (PIL or uint8 (h, w, 3)) -> foreground bool (H, W).
+
+    ``target``: the truth mask (H, W) or a size (W, H) (``pictures.size_of``)."""
+    return resize_mask(binarize(picture), size_of(target))

@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from sdvicl_bench.data.deepfashion import VISIBLE, FLDRecord
-from sdvicl_bench.tasks.pictures import as_rgb
+from sdvicl_bench.tasks.pictures import as_rgb, size_of
+from sdvicl_bench.types import Landmarks
 
 LANDMARK_COLOURS: dict[str, tuple[int, int, int]] = {
     "left_collar": (255, 0, 0),
@@ -66,36 +66,40 @@ def scale_points(
     return (xy + 0.5) * factor - 0.5
 
 
-def _points(
-    record_or_points: FLDRecord | Mapping[str, Sequence[float]],
-) -> list[tuple[str, float, float]]:
+Points = Landmarks | Mapping[str, Sequence[float]]
+"""What ``render_gt`` draws: a record with ``names``, ``xy`` and ``visible`` (``Landmarks``,
+``data.deepfashion.FLDRecord``) or a mapping name -> (x, y)."""
+
+
+def _points(record_or_points: Points) -> list[tuple[str, float, float]]:
     """(name, x, y) of the landmarks to draw: a record's visible ones, or every mapping item."""
-    if isinstance(record_or_points, FLDRecord):
+    if hasattr(record_or_points, "names"):
         rec = record_or_points
         return [
             (name, float(x), float(y))
-            for name, v, (x, y) in zip(rec.names, rec.visibility, rec.xy, strict=True)
-            if v == VISIBLE
+            for name, v, (x, y) in zip(rec.names, rec.visible, rec.xy, strict=True)
+            if v
         ]
     return [(name, float(p[0]), float(p[1])) for name, p in record_or_points.items()]
 
 
 def render_gt(
-    record_or_points: FLDRecord | Mapping[str, Sequence[float]],
-    size: tuple[int, int],
+    record_or_points: Points,
+    size: tuple[int, int] | None = None,
     *,
     image_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Ground-truth picture: PIL RGB of ``size`` (W, H), black with one disc per landmark.
 
-    ``record_or_points``: an ``FLDRecord`` (only its visible landmarks, visibility 0, are
-    drawn) or a mapping name -> (x, y) (all drawn). Coordinates are pixels of an image of
-    ``image_size`` (W, H) (default: ``size``) and are mapped to the canvas by pixel centres.
+    ``record_or_points``: a record (only its visible landmarks, e.g. FLD visibility 0, are
+    drawn) or a mapping name -> (x, y) (all drawn). ``size`` defaults to a ``Landmarks``'s
+    own. Coordinates are pixels of an image of ``image_size`` (W, H) (default: ``size``)
+    and are mapped to the canvas by pixel centres.
     Each disc fills the pixels whose centres lie within ``disc_radius`` of the point, in
     ``LANDMARK_COLOURS[name]``; later landmarks paint over earlier ones where discs overlap.
     Unknown names raise KeyError.
     """
-    w, h = int(size[0]), int(size[1])
+    w, h = size_of(record_or_points if size is None else size)
     points = _points(record_or_points)
     canvas = np.zeros((h, w, 3), dtype=np.uint8)
     if not points:
@@ -118,7 +122,15 @@ def render_gt(
     return Image.fromarray(canvas, mode="RGB")
 
 
-def decode(
+def decode(picture: Image.Image | np.ndarray, target: Landmarks) -> Landmarks:
+    """Predicted picture -> the landmarks of ``target``'s names found in it, in an image of
+    ``target.size`` (``locate``); ``visible`` marks the ones found (the rest are NaN)."""
+    xy = locate(picture, target.names, target.size)
+    found = np.isfinite(xy).all(axis=1)
+    return Landmarks(tuple(target.names), xy, found, tuple(target.size))
+
+
+def locate(
     picture: Image.Image | np.ndarray, names: Sequence[str], size: tuple[int, int]
 ) -> np.ndarray:
     """Predicted picture -> landmark positions float (K, 2) in an image of ``size`` (W, H).

@@ -22,13 +22,14 @@ Palettes (``PALETTES``):
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.cityscapes import IGNORE_LABEL, NUM_CLASSES
 from sdvicl_bench.errors import ConfigError
-from sdvicl_bench.tasks.pictures import as_rgb
+from sdvicl_bench.tasks.pictures import as_rgb, size_of
+from sdvicl_bench.types import IGNORE_LABEL, NUM_CLASSES
 
 OFFICIAL_PALETTE: np.ndarray = np.array(
     [
@@ -152,11 +153,12 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def decode(
     picture: Image.Image | np.ndarray,
-    size: tuple[int, int],
+    target: Any,
     palette: str | np.ndarray = "official",
 ) -> np.ndarray:
-    """Predicted picture (PIL or uint8 (h, w, 3)) -> trainIds uint8 (H, W), size = (W, H).
+    """Predicted picture (PIL or uint8 (h, w, 3)) -> trainIds uint8 (H, W) of ``target``'s
+    size (the truth trainIds, or a size (W, H): ``pictures.size_of``).
 
     ``classify`` at the picture's resolution, then NEAREST resize; 255 = predicted black.
     """
-    return resize_labels(classify(picture, palette), size)
+    return resize_labels(classify(picture, palette), size_of(target))

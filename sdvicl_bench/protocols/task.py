@@ -1,0 +1,165 @@
+"""The one protocol every task runs: a dataset family + a decoder module + metrics, by YAML.
+
+    sampler input: A = family.image(prompt), B = decoder.render_gt(family.target(prompt)),
+                   C = family.query_image(query)
+    score:         prediction = decoder.decode(picture, truth at the scoring size);
+                   baselines: `black` (an all-black picture), `copy_b` (the first prompt's
+                   B) and the family's own (fgseg `all_objects`, colorization `grey`),
+                   each decoded and scored like ours; per-sample metrics fn(prediction,
+                   target); set-level ones keep their record field (`collect`)
+    grids:         decoder.visualize(prediction, target), else render_gt(prediction)
+
+Decoder functions get, as keyword arguments, the `task.options` their signature names
+(semseg's `palette`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from sdvicl_bench.config import RunConfig
+from sdvicl_bench.protocols.aggregations import Context
+from sdvicl_bench.protocols.base import Scored, TaskProtocol
+from sdvicl_bench.protocols.episodes import build_episodes
+from sdvicl_bench.protocols.registry import (
+    resolve_dataset,
+    resolve_decoder,
+    resolve_metrics,
+)
+from sdvicl_bench.sampler.pipeline import Episode
+from sdvicl_bench.tasks.pictures import size_of
+from sdvicl_bench.types import EpisodeSpec
+
+BASELINES = ("black", "copy_b")
+"""Every task's trivial baselines (TASKS.md); families add their own."""
+
+
+@dataclass
+class Truth:
+    """What `score` needs about a query: its truth at its own size (`target`: GT picture,
+    grids) and at the scoring size (`scored`), the first prompt's B, the family's baselines
+    and extras."""
+
+    target: Any
+    scored: Any
+    b: Image.Image
+    baselines: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class YamlTask(TaskProtocol):
+    """A task as its YAML names it (`protocols.registry` resolves the names)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        task = cfg.task
+        self.decoder = resolve_decoder(task.decoder)
+        resolved = resolve_metrics(task)
+        self.family = resolve_dataset(task.dataset)(cfg)
+        self.per_sample = {m.name: m.function for m in resolved if m.function is not None}
+        self.set_level = {m.name: m.aggregation for m in resolved if m.aggregation is not None}
+        self.metrics = tuple(self.per_sample)
+        self.dataset_metrics = tuple(self.set_level)
+        self.metric_specs = {m.name: m.display for m in resolved}
+        self.record_fields = tuple(
+            dict.fromkeys(a.field for a in self.set_level.values() if a.field)
+        )
+        for aggregation in dict.fromkeys(self.set_level.values()):
+            if aggregation.check is not None:
+                aggregation.check(cfg)
+        self.baselines = (*BASELINES, *self.family.baseline_names)
+
+    # -- decoder calls, with the options their signatures name
+    def _call(self, name: str, *args: Any) -> Any:
+        fn = getattr(self.decoder, name)
+        params = inspect.signature(fn).parameters
+        options = {k: v for k, v in self.cfg.task.options.items() if k in params}
+        return fn(*args, **options)
+
+    def render_gt(self, target: Any) -> Image.Image:
+        return self._call("render_gt", target)
+
+    def decode(self, picture: Image.Image, target: Any) -> Any:
+        return self._call("decode", picture, target)
+
+    # -- the orchestrator's contract
+    def episodes(self) -> list[EpisodeSpec]:
+        return build_episodes(
+            self.cfg,
+            self.family.query_sets,
+            self.family.image,
+            str(self.family.root.resolve()),
+            self.family.cycle_per_fold,
+        )
+
+    def key_inputs(self) -> dict[str, Any]:
+        return self.family.key_inputs()
+
+    def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Truth]:
+        family = self.family
+        episode = Episode(
+            prompts=[family.image(k) for k in spec.prompts],
+            targets=[self.render_gt(family.target(k)) for k in spec.prompts],
+            query=family.query_image(spec.query),
+            seed=spec.seed,
+            prompt_ids=[family.prompt_id(k) for k in spec.prompts],
+            target_ids=[family.target_id(k) for k in spec.prompts],
+            query_id=family.query_id(spec.query),
+        )
+        target = family.target(spec.query)
+        truth = Truth(
+            target=target,
+            scored=family.scored_target(target),
+            b=episode.targets[0],
+            baselines=family.extra_baselines(spec.query, target),
+            extras=family.extras(spec.query),
+        )
+        return episode, truth
+
+    def visualize(self, picture: Image.Image, truth: Truth) -> Image.Image:
+        prediction = self.decode(picture, truth.target)
+        if callable(getattr(self.decoder, "visualize", None)):
+            return self._call("visualize", prediction, truth.target)
+        return self.render_gt(prediction)
+
+    def score(self, spec: EpisodeSpec, truth: Truth, picture: Image.Image) -> Scored:
+        scored, family = truth.scored, self.family
+        black = Image.new("RGB", size_of(scored))
+        predictions: dict[str | None, Any] = {
+            None: self.decode(family.scored_picture(picture), scored),
+            "black": self.decode(black, scored),
+            "copy_b": self.decode(family.scored_picture(truth.b), scored),
+        }
+        for name, value in truth.baselines.items():
+            is_picture = isinstance(value, Image.Image)
+            predictions[name] = self.decode(value, scored) if is_picture else value
+
+        def scores(prediction: Any) -> dict[str, float]:
+            return {name: float(fn(prediction, scored)) for name, fn in self.per_sample.items()}
+
+        extra: dict[str, Any] = {}
+        for aggregation in dict.fromkeys(self.set_level.values()):
+            if aggregation.field and aggregation.collect and aggregation.field not in extra:
+                extra[aggregation.field] = {
+                    str(k): aggregation.collect(p, scored, truth.extras)
+                    for k, p in predictions.items()
+                }
+        return Scored(
+            scores=scores(predictions[None]),
+            baselines={k: scores(p) for k, p in predictions.items() if k is not None},
+            gt_picture=self.render_gt(truth.target),
+            extra=extra,
+        )
+
+    def dataset_metric(
+        self, name: str, samples: list[dict], baseline: str | None, run_dir: Path | None
+    ) -> float | dict[str, Any]:
+        context = Context(
+            dict(self.cfg.task.options), run_dir, self.family.class_of, self.family.class_names
+        )
+        return self.set_level[name].reduce(samples, baseline, context)
