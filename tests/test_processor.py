@@ -12,6 +12,7 @@ from sdvicl_bench.sampler.attention import (
     StreamLayout,
     VICLAttnProcessor,
     VICLController,
+    layer_positions,
     select_layers,
     vicl_attention,
     vicl_processors,
@@ -119,9 +120,10 @@ def test_unet_rows_and_layer_selection(tiny):
     before = dict(tiny.unet.attn_processors)
     for layers, expected in [
         (("up",), 6),
-        (("up.64",), 2),
+        (("up.8",), 2),  # tiny at 64 px: 8x8 latents, the decoder's finest level
+        (("up.finest",), 2),
         (("all",), 10),
-        (("down.32", "mid"), 2),
+        (("down.4", "mid"), 2),
     ]:
         ctl = VICLController(AttentionConfig(layers=layers), layout)
         with vicl_processors(tiny.unet, ctl) as selected:
@@ -148,9 +150,10 @@ def test_processors_restored_after_error(tiny):
 
 
 def test_select_layers_rejects_unknown_selectors(tiny):
-    names = list(tiny.unet.attn_processors)
+    positions = layer_positions(tiny.unet)
     with pytest.raises(ConfigError, match="unknown selector"):
-        select_layers(names, 4, ["upp"])
-    with pytest.raises(ConfigError, match="matches no"):
-        select_layers(names, 4, ["up.8"])
-    assert all("attn1" in n for n in select_layers(names, 4, ["all"]))
+        select_layers(positions, ["upp"])
+    with pytest.raises(ConfigError, match="matches no") as err:
+        select_layers(positions, ["up.64"])  # SD1.5's side; tiny's decoder is at 8, 4, 2
+    assert "down.8 (1)" in str(err.value) and "up.8 (2)" in str(err.value)
+    assert all("attn1" in n for n in select_layers(positions, ["all"]))

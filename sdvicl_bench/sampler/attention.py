@@ -2,7 +2,8 @@
 
 Read top to bottom:
 1. `vicl_attention`: the modified attention of METHOD.md 5 on plain tensors.
-2. `StreamLayout`: where A_1..A_n, B_1..B_n, C, D_mod, D_def sit in a U-Net batch.
+2. `StreamLayout`: where A_1..A_n, B_1..B_n, C and each variant's D_mod, D_def sit in a
+   U-Net batch (one variant = the plain sampler; several = `variants.py`).
 3. `select_layers`: which attn1 layers are modified (METHOD.md 6).
 4. `VICLController`: the per-step state every processor reads (one object, no globals).
 5. `VICLAttnProcessor`: D_mod rows get the modified attention, every other row plain SDPA.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -146,18 +147,34 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
 @dataclass(frozen=True)
 class StreamLayout:
-    """Rows of one episode's group in the U-Net batch: [A_1..A_n, B_1..B_n, C, D_mod, D_def].
+    """Rows of one episode's group in the U-Net batch:
 
-    D_def exists only with swap guidance. Episodes are stacked group after group.
+        [A_1..A_n, B_1..B_n, C, D_mod^1, D_def^1, ..., D_mod^V, D_def^V]
+
+    One (D_mod, D_def) pair per variant of the sampler settings (`variants.py`); D_def^v
+    exists only when variant v uses swap guidance. The plain sampler is V = 1:
+    [A_1..A_n, B_1..B_n, C, D_mod, D_def]. Episodes are stacked group after group.
+
+    swap: whether each variant has a D_def row; a single bool is one variant.
     """
 
     num_prompts: int
-    swap: bool = True
+    swap: bool | tuple[bool, ...] = True
+
+    @property
+    def swaps(self) -> tuple[bool, ...]:
+        """Per variant: whether it has a D_def row."""
+        return (self.swap,) if isinstance(self.swap, bool) else tuple(self.swap)
+
+    @property
+    def num_variants(self) -> int:
+        return len(self.swaps)
 
     @property
     def size(self) -> int:
-        """Group size: 2n+3 with swap guidance, 2n+2 without."""
-        return 2 * self.num_prompts + 2 + int(self.swap)
+        """Group size: 2n+1 shared rows, then 2 rows per variant with swap guidance, 1 without
+        (2n+3 for one variant with swap guidance, 2n+1+2V when all V variants use it)."""
+        return 2 * self.num_prompts + 1 + sum(2 if swap else 1 for swap in self.swaps)
 
     @property
     def a(self) -> slice:
@@ -172,69 +189,122 @@ class StreamLayout:
         return 2 * self.num_prompts
 
     @property
+    def d_mods(self) -> tuple[int, ...]:
+        """Row of each variant's D_mod."""
+        rows, row = [], self.c + 1
+        for swap in self.swaps:
+            rows.append(row)
+            row += 2 if swap else 1
+        return tuple(rows)
+
+    @property
+    def d_defs(self) -> tuple[int | None, ...]:
+        """Row of each variant's D_def (right after its D_mod), None without swap guidance."""
+        return tuple(
+            r + 1 if swap else None for r, swap in zip(self.d_mods, self.swaps, strict=True)
+        )
+
+    @property
     def d_mod(self) -> int:
-        return 2 * self.num_prompts + 1
+        """The first (for V = 1: the only) variant's D_mod row."""
+        return self.d_mods[0]
 
     @property
     def d_def(self) -> int | None:
-        return 2 * self.num_prompts + 2 if self.swap else None
+        """The first (for V = 1: the only) variant's D_def row."""
+        return self.d_defs[0]
 
 
 # ----------------------------------------------------------------------------- 3. layer choice
 
 _BLOCK_RE = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.|^(mid_block)\.")
+BLOCKS = ("down", "mid", "up")
 
 
-def layer_position(name: str, num_levels: int) -> tuple[str, int]:
-    """('down'|'mid'|'up', nominal side at 512 px) of an attention processor name.
+def layer_position(name: str, num_levels: int, latent_side: int) -> tuple[str, int]:
+    """('down'|'mid'|'up', token grid side) of an attention processor name.
 
-    down_blocks.i runs at level i, up_blocks.j at level L-1-j, the mid block at L-1; the
-    nominal side is 64 >> level (64, 32, 16, 8 in SD1.5), whatever the actual input size.
+    latent_side: the U-Net's input side (its `sample_size` at the default resolution). Each
+    level halves it: down_blocks.i runs at latent_side >> i, up_blocks.j at
+    latent_side >> (L-1-j), the mid block at latent_side >> (L-1), L = num_levels.
     """
     m = _BLOCK_RE.match(name)
     if not m:
         raise ValueError(f"not a U-Net attention processor name: {name}")
     if m.group(3):
-        return "mid", 64 >> (num_levels - 1)
+        return "mid", latent_side >> (num_levels - 1)
     index = int(m.group(2))
     if m.group(1) == "down_blocks":
-        return "down", 64 >> index
-    return "up", 64 >> (num_levels - 1 - index)
+        return "down", latent_side >> index
+    return "up", latent_side >> (num_levels - 1 - index)
 
 
-def select_layers(names: Sequence[str], num_levels: int, selectors: Sequence[str]) -> list[str]:
-    """The attn1 processor names matched by `selectors` (METHOD.md 6).
+def layer_positions(unet) -> dict[str, tuple[str, int]]:
+    """Every attn1 processor name of `unet` -> (block, side it sees at the default resolution).
 
-    Selectors: `all`, `none`, `down`, `mid`, `up`, a side `64`, or `<block>.<side>` such as
-    `up.64`. A selector that matches nothing is a config error.
+    The default resolution is the U-Net's configured `sample_size` (its latent side; 64 for
+    SD1.5/2.1 at 512 px, 128 for SDXL at 1024 px, 32 for the pixel-space toy model), so
+    `up.64` means the same layers whatever size a run samples at. In U-Net order.
     """
-    attn1 = [n for n in names if n.endswith("attn1.processor")]
+    config = unet.config
+    size = config.sample_size
+    side = int(size if isinstance(size, int) else size[0])
+    levels = len(config.block_out_channels)
+    return {
+        name: layer_position(name, levels, side)
+        for name in unet.attn_processors
+        if name.endswith("attn1.processor")
+    }
+
+
+def count_layers(positions: Mapping[str, tuple[str, int]]) -> dict[str, int]:
+    """{'<block>.<side>': attn1 layers} in the order data flows: down (fine to coarse), mid,
+    up (coarse to fine)."""
+    counts = Counter(positions.values())
+    order = sorted(counts, key=lambda p: (BLOCKS.index(p[0]), p[1] if p[0] == "up" else -p[1]))
+    return {f"{block}.{side}": counts[block, side] for block, side in order}
+
+
+def describe_layers(positions: Mapping[str, tuple[str, int]]) -> str:
+    """'down.64 (2), down.32 (2), ..., up.64 (3)': the selectors a model has, with counts."""
+    return ", ".join(f"{sel} ({n})" for sel, n in count_layers(positions).items())
+
+
+def select_layers(positions: Mapping[str, tuple[str, int]], selectors: Sequence[str]) -> list[str]:
+    """The attn1 processor names matched by `selectors` (METHOD.md 6), in U-Net order.
+
+    positions: attn1 name -> (block, side), from `layer_positions(unet)`.
+    Selectors: `all`, `none`, `down`, `mid`, `up`, a side `64`, `<block>.<side>` such as
+    `up.64` (sides as the layers see them at the model's default resolution), or
+    `<block>.finest` / `finest`: the block's largest side among its attention layers (the
+    decoder's finest level is up.64 in SD1.5 and SDXL, up.32 in the toy model). A selector
+    that matches nothing is a one-line ConfigError naming the selectors this model has.
+    """
     chosen: set[str] = set()
     for sel in selectors:
         sel = str(sel).strip().lower()
         if sel == "none":
             continue
         block, _, side = sel.partition(".")
-        if block.isdigit():
+        if block.isdigit() or block == "finest":
             block, side = "all", block
-        if block not in ("all", "down", "mid", "up") or (side and not side.isdigit()):
+        if block not in ("all", *BLOCKS) or (side and not (side.isdigit() or side == "finest")):
             raise ConfigError(
                 f"sampler.attention.layers: unknown selector '{sel}'. Use all, none, down, mid, "
-                "up, a side (64, 32, 16, 8) or <block>.<side> such as up.64."
+                "up, a side (e.g. 64), <block>.<side> such as up.64, or <block>.finest."
             )
-        hits = [
-            n
-            for n in attn1
-            if (block == "all" or layer_position(n, num_levels)[0] == block)
-            and (not side or layer_position(n, num_levels)[1] == int(side))
-        ]
+        in_block = {n: s for n, (b, s) in positions.items() if block == "all" or b == block}
+        if side == "finest" and in_block:
+            side = str(max(in_block.values()))
+        hits = [n for n, s in in_block.items() if not side or s == int(side)]
         if not hits:
             raise ConfigError(
                 f"sampler.attention.layers: selector '{sel}' matches no self-attention layer "
-                "of this model (e.g. SD1.5 has none at down.8 or up.8)."
+                f"of this model; it has {describe_layers(positions) or 'none'}. Fix: pick one "
+                "of those (sides at the model's default resolution) or <block>.finest."
             )
         chosen.update(hits)
-    return [n for n in attn1 if n in chosen]
+    return [n for n in positions if n in chosen]
 
 
 # ----------------------------------------------------------------------------- 4. controller
@@ -247,9 +317,13 @@ class VICLController:
     diffusers' `Attention.forward` passes a processor only the kwargs its `__call__` names,
     so the sampler sets these fields before each U-Net call instead (METHOD.md 5).
 
+    Several variants (`variants.py`) each have a D_mod row in `layout`, their own attention
+    settings in `configs` and their own modified layers in `layer_sets`; one variant is the
+    plain sampler.
+
     Attributes:
-        config: the attention settings.
-        layout: group layout of the current batch (n, swap).
+        config: the attention settings (of the first variant; for V = 1 the only ones).
+        layout: group layout of the current batch (n, each variant's swap guidance).
         step: loop index i of the current U-Net call (0..T-1).
         active: False for calls whose batch is not a joint group (e.g. inverting C alone):
             then every selected layer behaves as plain attention.
@@ -257,6 +331,10 @@ class VICLController:
         count_calls: keep `modified_calls` (off under torch.compile, where the changing
             counts would be guards that force recompiles).
         kernel: 'torch' or 'triton', resolved from `config.kernel` for the model's device.
+        variants: every variant's attention settings, `config` first; () = just `config`.
+            Set both with `use`.
+        layer_sets: each variant's modified layer names, set by `vicl_processors`;
+            () = every layer that has a VICL processor (processors built by hand).
     """
 
     config: AttentionConfig
@@ -266,12 +344,43 @@ class VICLController:
     modified_calls: Counter = field(default_factory=Counter)
     count_calls: bool = True
     kernel: str = "torch"
+    variants: tuple[AttentionConfig, ...] = ()
+    layer_sets: tuple[frozenset[str], ...] = ()
+
+    @property
+    def configs(self) -> tuple[AttentionConfig, ...]:
+        """Each variant's attention settings, in the order of `layout`'s D_mod rows."""
+        return self.variants or (self.config,)
+
+    def use(self, layout: StreamLayout, configs: Sequence[AttentionConfig]) -> None:
+        """Set the batch layout and one attention config per variant (the first is `config`)."""
+        if len(configs) != layout.num_variants:
+            raise ValueError(f"{len(configs)} attention configs for {layout.num_variants} variants")
+        self.layout = layout
+        self.config = configs[0]
+        self.variants = tuple(configs)
+
+    def modified_variants(self, name: str) -> list[int]:
+        """The variants whose D_mod row gets the modified attention at layer `name` now:
+        the layer is one of theirs and the current step lies in their window."""
+        if not self.active:
+            return []
+        return [
+            v
+            for v, cfg in enumerate(self.configs)
+            if in_window(self.step, cfg.steps)
+            and (not self.layer_sets or name in self.layer_sets[v])
+        ]
 
     def modifies_now(self) -> bool:
-        """Whether D_mod's attention is modified at the current step."""
-        start, stop = self.config.steps
-        in_window = (start is None or self.step >= start) and (stop is None or self.step < stop)
-        return self.active and in_window
+        """Whether any variant's D_mod attention is modified at the current step."""
+        return self.active and any(in_window(self.step, cfg.steps) for cfg in self.configs)
+
+
+def in_window(i: int, window: tuple[int | None, int | None]) -> bool:
+    """Whether loop index i lies in the window [start, stop) (None = open end)."""
+    start, stop = window
+    return (start is None or i >= start) and (stop is None or i < stop)
 
 
 # ----------------------------------------------------------------------------- 5. processor
@@ -281,8 +390,11 @@ class VICLAttnProcessor:
     """attn1 processor: D_mod rows get `vicl_attention`, every other row plain SDPA.
 
     Q, K, V for D_mod come from the streams that `config.qkv` names (METHOD.md 5, paper
-    Table 3): CAB = (Q_C, K_A, V_B) by default; DAB, CBB, DBB. Outside the step window, or
-    when the controller is inactive, this is exactly diffusers' `AttnProcessor2_0`.
+    Table 3): CAB = (Q_C, K_A, V_B) by default; DAB, CBB, DBB. With several variants, each
+    D_mod row uses its own variant's settings, and a variant whose layers or step window
+    leave out this layer now gets plain attention on its D_mod row. When no variant is
+    modified here now, or the controller is inactive, this is exactly diffusers'
+    `AttnProcessor2_0`.
     """
 
     def __init__(self, controller: VICLController, name: str) -> None:
@@ -301,25 +413,30 @@ class VICLAttnProcessor:
         **kwargs,
     ) -> torch.Tensor:
         ctl = self.controller
-        layout = ctl.layout
+        variants = ctl.modified_variants(self.name)
         if (
-            not ctl.modifies_now()
+            not variants
             or encoder_hidden_states is not None
             or attention_mask is not None
-            or hidden_states.shape[0] % layout.size
+            or hidden_states.shape[0] % ctl.layout.size
         ):
             return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         if ctl.count_calls:
             ctl.modified_calls[self.name] += 1
-        return self._modified(attn, hidden_states, temb)
+        return self._modified(attn, hidden_states, temb, variants)
 
     def _modified(
-        self, attn: Attention, hidden_states: torch.Tensor, temb: torch.Tensor | None
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        temb: torch.Tensor | None,
+        variants: Sequence[int],
     ) -> torch.Tensor:
         """hidden_states (E*G, N, C) or (E*G, C, h, w) -> same shape.
 
         The layer's own pre- and post-processing exactly as `AttnProcessor2_0` does it, around
-        `_attend`, which is where the rows get their attention.
+        `_attend`, which is where the rows get their attention (`variants`: whose D_mod rows
+        get the modified one).
         """
         residual = hidden_states
         if attn.spatial_norm is not None:
@@ -331,7 +448,7 @@ class VICLAttnProcessor:
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
-        out = self._attend(attn, hidden_states)
+        out = self._attend(attn, hidden_states, variants)
 
         out = attn.to_out[0](out)
         out = attn.to_out[1](out)
@@ -341,17 +458,20 @@ class VICLAttnProcessor:
             out = out + residual
         return out / attn.rescale_output_factor
 
-    def _kernel(self):
+    def _kernel(self, cfg: AttentionConfig):
         """The modified attention the controller's kernel names (same call signature)."""
         if self.controller.kernel == "triton":
             from sdvicl_bench.sampler.fused_attention import fused_vicl_attention
 
             return fused_vicl_attention
-        return partial(vicl_attention, chunk_size=self.controller.config.chunk_size)
+        return partial(vicl_attention, chunk_size=cfg.chunk_size)
 
-    def _attend(self, attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(E*G, N, C) -> (E*G, N, H*d): SDPA for plain rows, the modified attention for D_mod."""
-        cfg, layout = self.controller.config, self.controller.layout
+    def _attend(
+        self, attn: Attention, hidden_states: torch.Tensor, variants: Sequence[int]
+    ) -> torch.Tensor:
+        """(E*G, N, C) -> (E*G, N, H*d): the modified attention for the D_mod rows of
+        `variants`, SDPA for every other row."""
+        layout = self.controller.layout
         rows, tokens, _ = hidden_states.shape
         episodes, group = rows // layout.size, layout.size
 
@@ -366,32 +486,36 @@ class VICLAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
-        # Plain rows (everything but D_mod): stock scaled-dot-product attention.
-        dm = layout.d_mod
+        out = query.new_empty(episodes, group, attn.heads, tokens, value.shape[-1])
 
-        def plain_rows(x: torch.Tensor) -> torch.Tensor:  # (E, G-1, H, N, d) -> (E(G-1), H, N, d)
-            return torch.cat([x[:, :dm], x[:, dm + 1 :]], dim=1).flatten(0, 1)
+        # Plain rows (all but the modified D_mod rows): stock scaled-dot-product attention.
+        modified = {layout.d_mods[v]: v for v in variants}  # row -> variant
+        plain = [r for r in range(group) if r not in modified]
+        out[:, plain] = F.scaled_dot_product_attention(
+            query[:, plain].flatten(0, 1),
+            key[:, plain].flatten(0, 1),
+            value[:, plain].flatten(0, 1),
+        ).unflatten(0, (episodes, len(plain)))
 
-        plain = F.scaled_dot_product_attention(
-            plain_rows(query), plain_rows(key), plain_rows(value)
-        ).unflatten(0, (episodes, group - 1))
-
-        # D_mod rows: Q, K, V from the streams qkv names; n prompts side by side on tokens.
+        # Modified D_mod rows: Q, K, V from the streams the variant's qkv names; the n
+        # prompts side by side on the token axis.
         def prompts(x: torch.Tensor, which: slice) -> torch.Tensor:  # -> (E, H, n*N, d)
             return x[:, which].transpose(1, 2).flatten(2, 3)
 
-        q_src = layout.c if cfg.qkv[0] == "C" else dm
-        k_src = layout.a if cfg.qkv[1] == "A" else layout.b
-        mod = self._kernel()(
-            query[:, q_src],
-            prompts(key, k_src),
-            prompts(value, layout.b),
-            num_prompts=layout.num_prompts,
-            temperature=cfg.temperature,
-            contrast=cfg.contrast,
-            ensemble=cfg.ensemble,
-        )
-        out = torch.cat([plain[:, :dm], mod.unsqueeze(1), plain[:, dm:]], dim=1)
+        values_b = prompts(value, layout.b)
+        for row, v in modified.items():
+            cfg = self.controller.configs[v]
+            q_src = layout.c if cfg.qkv[0] == "C" else row
+            k_src = layout.a if cfg.qkv[1] == "A" else layout.b
+            out[:, row] = self._kernel(cfg)(
+                query[:, q_src],
+                prompts(key, k_src),
+                values_b,
+                num_prompts=layout.num_prompts,
+                temperature=cfg.temperature,
+                contrast=cfg.contrast,
+                ensemble=cfg.ensemble,
+            )
         return out.transpose(2, 3).reshape(rows, tokens, -1).to(query.dtype)
 
 
@@ -402,12 +526,19 @@ class VICLAttnProcessor:
 def vicl_processors(unet, controller: VICLController) -> Iterator[list[str]]:
     """Install VICL processors on the selected attn1 layers of `unet`; restore on exit.
 
-    Yields the names of the modified layers. Every other processor (attn2, unselected
-    attn1) stays as it was. The originals come back even if the body raises.
+    With several variants (`controller.configs`), each variant's selection goes into
+    `controller.layer_sets` and the processors go on their union. Yields the names of the
+    modified layers. Every other processor (attn2, unselected attn1) stays as it was. The
+    originals come back even if the body raises.
     """
     original = dict(unet.attn_processors)
-    num_levels = len(unet.config.block_out_channels)
-    selected = select_layers(list(original), num_levels, controller.config.layers)
+    selected = select_layers(layer_positions(unet), controller.config.layers)
+    # The other variants' own selections (the first variant's is `selected`); their union.
+    layer_sets = [frozenset(selected)]
+    for cfg in controller.configs[1:]:
+        layer_sets.append(frozenset(select_layers(layer_positions(unet), cfg.layers)))
+    controller.layer_sets = tuple(layer_sets)
+    selected = [name for name in original if any(name in s for s in controller.layer_sets)]
     procs = {
         name: VICLAttnProcessor(controller, name) if name in selected else proc
         for name, proc in original.items()
@@ -417,3 +548,4 @@ def vicl_processors(unet, controller: VICLController) -> Iterator[list[str]]:
         yield selected
     finally:
         unet.set_attn_processor(dict(original))
+        controller.layer_sets = ()

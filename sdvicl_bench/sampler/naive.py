@@ -23,6 +23,7 @@ same inputs, so the two paths can be compared one step at a time.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from sdvicl_bench.sampler.attention import (
     StreamLayout,
     VICLAttnProcessor,
     VICLController,
+    in_window,
+    layer_positions,
     select_layers,
     vicl_attention,
     vicl_processors,
@@ -50,7 +53,6 @@ from sdvicl_bench.sampler.pipeline import (
     Episode,
     EpisodeResult,
     Sampler,
-    _in_window,
     image_trajectories,
     tensor_picture,
 )
@@ -73,9 +75,12 @@ class NaiveAttnProcessor(VICLAttnProcessor):
         super().__init__(controller, name)
         self._plain = AttnProcessor()
 
-    def _attend(self, attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(R, N, C) -> (R, N, H*d): materialised attention everywhere, then D's rows."""
-        cfg, layout = self.controller.config, self.controller.layout
+    def _attend(
+        self, attn: Attention, hidden_states: torch.Tensor, variants: Sequence[int]
+    ) -> torch.Tensor:
+        """(R, N, C) -> (R, N, H*d): materialised attention everywhere, then the D_mod rows
+        of `variants` (the naive sampler has one)."""
+        layout = self.controller.layout
         rows = hidden_states.shape[0]
         # Every row's plain attention, materialised: (R*H, N, d) -> (R, H, N, d).
         query, key, value = (
@@ -88,12 +93,13 @@ class NaiveAttnProcessor(VICLAttnProcessor):
         )
 
         # Overwrite each episode's D row with the modified attention (one softmax, n*Nk keys).
-        for base in range(0, rows, layout.size):
-            q_row = base + (layout.c if cfg.qkv[0] == "C" else layout.d_mod)
+        for base, variant in itertools.product(range(0, rows, layout.size), variants):
+            cfg, d_mod = self.controller.configs[variant], layout.d_mods[variant]
+            q_row = base + (layout.c if cfg.qkv[0] == "C" else d_mod)
             k_rows = layout.a if cfg.qkv[1] == "A" else layout.b
             k = torch.cat([key[base + r] for r in range(k_rows.start, k_rows.stop)], dim=1)
             v = torch.cat([value[base + r] for r in range(layout.b.start, layout.b.stop)], dim=1)
-            out[base + layout.d_mod] = vicl_attention(
+            out[base + d_mod] = vicl_attention(
                 query[q_row][None],
                 k[None],
                 v[None],
@@ -114,8 +120,7 @@ def naive_processors(unet, controller: VICLController) -> Iterator[list[str]]:
     Yields the names of the modified layers.
     """
     original = dict(unet.attn_processors)
-    num_levels = len(unet.config.block_out_channels)
-    selected = select_layers(list(original), num_levels, controller.config.layers)
+    selected = select_layers(layer_positions(unet), controller.config.layers)
     procs = {
         name: NaiveAttnProcessor(controller, name) if name in selected else AttnProcessor()
         for name in original
@@ -238,7 +243,7 @@ class NaiveSampler(Sampler):
                 if i == T - 1 and cfg.last_z_zero:
                     z = None
                 x_d = ddim_step(x_d, eps_d, sched, i, z)
-                if cfg.adain.enabled and _in_window(i, cfg.adain.steps):
+                if cfg.adain.enabled and in_window(i, cfg.adain.steps):
                     x_d = adain(x_d, tr.b[i + 1][None])
 
                 if diagnostics:
@@ -256,7 +261,8 @@ class NaiveSampler(Sampler):
         """
         ctl, n, t = self.controller, tr.num_prompts, tr.sched.timesteps[i]
         x = torch.cat([tr.a[i], tr.b[i], tr.c[i], x_d])  # (2n+2, 4, h, w)
-        ctl.layout, ctl.step, ctl.active = StreamLayout(n, swap=False), i, True
+        ctl.use(StreamLayout(n, swap=False), [self.cfg.attention])
+        ctl.step, ctl.active = i, True
         eps_all = self._eps(x, t)
         eps_def = None
         if self.cfg.swap.enabled:
@@ -298,7 +304,8 @@ def first_step_eps(sampler: Sampler, episode: Episode) -> dict[str, torch.Tensor
 
     layout = StreamLayout(n, sampler.cfg.swap.enabled)
     streams = [tr.a[0], tr.b[0], tr.c[0], x_d] + ([x_d] if layout.swap else [])
-    ctl.layout, ctl.step, ctl.active = layout, 0, True
+    ctl.use(layout, [sampler.cfg.attention])
+    ctl.step, ctl.active = 0, True
     with vicl_processors(sampler.model.unet, ctl):
         eps = sampler._eps(torch.cat(streams), t)  # (2n+3, 4, h, w)
     return {

@@ -7,8 +7,15 @@ and D_def share D's latent and differ only inside the modified attn1 layers. C's
 comes out of the same pass (fused inversion), D steps with it, swap guidance mixes D's two
 noise predictions, and AdaIN pulls D's channel statistics toward B's.
 
+Variants (`variants.py`): settings that act on D only can differ between V variants of the
+sampler, which then share the A, B, C rows: one call per step over
+    [A_1..A_n, B_1..B_n, C, D_mod^1, D_def^1, ..., D_mod^V, D_def^V]
+(D_def^v only if variant v uses swap guidance). The plain sampler is the case V = 1 of the
+same loop (`_run_joint`).
+
 Entry points: `Sampler(model, cfg).run(episodes)` for many episodes (batched by
-`cfg.batch_episodes`), `run_episode(...)` for one.
+`cfg.batch_episodes`), `Sampler(model, cfg).run_variants(episodes, variants)` for the same
+episodes under several sampler configs at once, `run_episode(...)` for one.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from sdvicl_bench.config import SamplerConfig
 from sdvicl_bench.sampler.attention import (
     StreamLayout,
     VICLController,
+    in_window,
     resolve_kernel,
     vicl_processors,
 )
@@ -39,6 +47,7 @@ from sdvicl_bench.sampler.inversion import (
 )
 from sdvicl_bench.sampler.models import DiffusionModel
 from sdvicl_bench.sampler.noise import image_noise
+from sdvicl_bench.sampler.variants import check_row_budget, check_shareable, variant_layout
 
 
 @dataclass
@@ -120,11 +129,6 @@ def image_trajectories(
     return sample_trajectory(x0, noise, sched)
 
 
-def _in_window(i: int, window: tuple[int | None, int | None]) -> bool:
-    start, stop = window
-    return (start is None or i >= start) and (stop is None or i < stop)
-
-
 @dataclass
 class Sampler:
     """Runs SD-VICL episodes with one model and one sampler config.
@@ -161,21 +165,44 @@ class Sampler:
         Results come back in input order and do not depend on the batching.
         """
         results: list[EpisodeResult] = []
-        batch: list[Episode] = []
-        for ep in episodes:
-            if batch and (
-                len(batch) == self.cfg.batch_episodes or ep.num_prompts != batch[0].num_prompts
-            ):
-                results += self.run_batch(
-                    batch, return_latents=return_latents, diagnostics=diagnostics
-                )
-                batch = []
-            batch.append(ep)
-        if batch:
+        for batch in self._batches(episodes, [self.cfg]):
             results += self.run_batch(batch, return_latents=return_latents, diagnostics=diagnostics)
         return results
 
-    @torch.inference_mode()
+    def run_variants(
+        self,
+        episodes: Sequence[Episode],
+        variants: Sequence[SamplerConfig],
+        *,
+        return_latents: bool = False,
+        diagnostics: bool = False,
+    ) -> list[list[EpisodeResult]]:
+        """Run the episodes under every sampler config of `variants`, all in one U-Net call
+        per step: the variants share the rows A, B, C and each has its own D rows.
+
+        Each variant's attention (qkv, temperature, contrast, ensemble, layers, step window),
+        swap guidance, AdaIN, init and last_z_zero act on its own D. Episodes are batched as
+        in `run`; rows per call = batch_episodes x (2n+1 + sum over variants of 2 with swap
+        guidance, 1 without), see `variants.py`.
+
+        Returns one list per variant (in the given order) of one result per episode (input
+        order); each list equals `Sampler(model, variant).run(episodes)` within float error.
+        Raises a one-line ConfigError when a variant differs from this sampler's config in a
+        setting the rows cannot share (`variants.non_shareable_differences`: steps, skip,
+        resolution, inversion) or a call would exceed `cfg.row_budget`. How settings
+        (batch_episodes, row_budget, attention.kernel) are this sampler's.
+        """
+        variants = list(variants)
+        check_shareable(self.cfg, variants)
+        per_variant: list[list[EpisodeResult]] = [[] for _ in variants]
+        for batch in self._batches(episodes, variants):
+            out = self._run_joint(
+                batch, variants, return_latents=return_latents, diagnostics=diagnostics
+            )
+            for results, more in zip(per_variant, out, strict=True):
+                results += more
+        return per_variant
+
     def run_batch(
         self,
         episodes: Sequence[Episode],
@@ -184,12 +211,32 @@ class Sampler:
         diagnostics: bool = False,
     ) -> list[EpisodeResult]:
         """E episodes sharing n, in one U-Net batch of E x (2n+3) rows per step."""
+        return self._run_joint(
+            episodes, [self.cfg], return_latents=return_latents, diagnostics=diagnostics
+        )[0]
+
+    # ------------------------------------------------------------------ the loop
+
+    @torch.inference_mode()
+    def _run_joint(
+        self,
+        episodes: Sequence[Episode],
+        variants: Sequence[SamplerConfig],
+        *,
+        return_latents: bool,
+        diagnostics: bool,
+    ) -> list[list[EpisodeResult]]:
+        """E episodes sharing n under V variants: one U-Net call per step over E groups of
+        [A.., B.., C, then each variant's D_mod (and D_def)]. Returns results[variant][episode].
+
+        The schedule, resolution and inversion are `self.cfg`'s (the variants agree on them).
+        """
         cfg, model = self.cfg, self.model
         n = episodes[0].num_prompts
         if any(ep.num_prompts != n for ep in episodes):
             raise ValueError("all episodes of one batch must have the same number of prompts")
         E, dev = len(episodes), model.device
-        layout = StreamLayout(n, cfg.swap.enabled)
+        layout = variant_layout(n, variants)
         sched = make_schedule(model.scheduler, cfg.steps, cfg.skip)
         T = len(sched)
 
@@ -213,63 +260,70 @@ class Sampler:
         if cfg.inversion == "separate":
             zs_c = invert(self._plain_eps, traj_c, sched)
 
-        # 4. D starts at C's x_{t_1} (or, init=noise, from its own Gaussian noise).
+        # 4. Each variant's D starts at C's x_{t_1} (or, init=noise, from D's own Gaussian
+        #    noise, the same for every variant that asks for it).
         noise_d = None
-        if cfg.init == "noise":
+        if any(v.init == "noise" for v in variants):
             noise_d = torch.stack(
                 [image_noise(ep.seed, ep.query_id, "D", (T + 1, *shape), dev) for ep in episodes],
                 dim=1,
             )  # (T + 1, E, 4, h, w): start, then one map per step
-            x_d = noise_d[0]
-        else:
-            x_d = traj_c[0].clone()
+        x_d = [noise_d[0] if v.init == "noise" else traj_c[0].clone() for v in variants]
 
-        self.controller.layout = layout
+        self.controller.use(layout, [v.attention for v in variants])
         self.controller.active = True
-        trace: list[dict] = []
+        trace: list[list[dict]] = [[] for _ in variants]
         with vicl_processors(model.unet, self.controller):
             for i, t in enumerate(sched.timesteps):
-                # 5. One U-Net call over [A.., B.., C, D_mod, D_def] for every episode.
-                streams = [traj_a[i], traj_b[i], traj_c[i][:, None], x_d[:, None]]
-                if layout.swap:
-                    streams.append(x_d[:, None])
+                # 5. One U-Net call over [A.., B.., C, D_mod, D_def per variant] for every episode.
+                streams = [traj_a[i], traj_b[i], traj_c[i][:, None]]
+                for x, swap in zip(x_d, layout.swaps, strict=True):
+                    streams += [x[:, None]] * (2 if swap else 1)
                 self.controller.step = i
                 eps = self._eps(torch.cat(streams, dim=1).flatten(0, 1), t)
                 eps = eps.unflatten(0, (E, layout.size))
 
                 # 6. C's edit-friendly noise map from the same pass (fused inversion).
                 if zs_c is None:
-                    z = noise_map(traj_c[i + 1], traj_c[i], eps[:, layout.c], sched, i)
+                    z_c = noise_map(traj_c[i + 1], traj_c[i], eps[:, layout.c], sched, i)
                 else:
-                    z = zs_c[i]
-                if noise_d is not None:
-                    z = noise_d[i + 1]
-                if i == T - 1 and cfg.last_z_zero:
-                    z = None
+                    z_c = zs_c[i]
 
-                # 7. Swap guidance: eps_def + gamma w(i) (eps_mod - eps_def).
-                eps_mod = eps[:, layout.d_mod]
-                if layout.swap:
-                    eps_d = swap_guidance(eps_mod, eps[:, layout.d_def], cfg.swap, i, T)
-                else:
-                    eps_d = eps_mod
+                for v, var in enumerate(variants):
+                    # 7. Swap guidance: eps_def + gamma w(i) (eps_mod - eps_def).
+                    eps_d = eps[:, layout.d_mods[v]]
+                    if layout.swaps[v]:
+                        eps_d = swap_guidance(eps_d, eps[:, layout.d_defs[v]], var.swap, i, T)
 
-                # 8. Step D with C's noise map.
-                x_d = ddim_step(x_d, eps_d, sched, i, z)
+                    # 8. Step D with C's noise map (init=noise: D's own; none after the last
+                    #    step with last_z_zero).
+                    z = noise_d[i + 1] if var.init == "noise" else z_c
+                    if i == T - 1 and var.last_z_zero:
+                        z = None
+                    x_d[v] = ddim_step(x_d[v], eps_d, sched, i, z)
 
-                # 9. AdaIN toward B at the same noise level (B's next sampled latent).
-                if cfg.adain.enabled and _in_window(i, cfg.adain.steps):
-                    x_d = adain(x_d, traj_b[i + 1])
+                    # 9. AdaIN toward B at the same noise level (B's next sampled latent).
+                    if var.adain.enabled and in_window(i, var.adain.steps):
+                        x_d[v] = adain(x_d[v], traj_b[i + 1])
 
-                if diagnostics:
-                    trace.append(self._diagnose(i, sched, x_d, eps, layout))
+                    if diagnostics:
+                        trace[v].append(self._diagnose(i, sched, x_d[v], eps, layout, v, var))
 
-        # 10. Decode D's x0: the raw prediction pictures.
-        pictures = model.decode(x_d)
+        # 10. Decode each variant's D x0: the raw prediction pictures.
+        return [
+            self._results(x, trace[v] if diagnostics else None, return_latents)
+            for v, x in enumerate(x_d)
+        ]
+
+    def _results(
+        self, x_d: torch.Tensor, trace: list[dict] | None, return_latents: bool
+    ) -> list[EpisodeResult]:
+        """One variant's final x0 (E, 4, h, w) and per-step trace -> one result per episode."""
+        pictures = self.model.decode(x_d)
         results = []
-        for e in range(E):
+        for e in range(len(x_d)):
             diag = None
-            if diagnostics:
+            if trace is not None:
                 diag = [
                     {k: (v[e] if isinstance(v, list) else v) for k, v in d.items()} for d in trace
                 ]
@@ -281,6 +335,25 @@ class Sampler:
                 )
             )
         return results
+
+    def _batches(
+        self, episodes: Sequence[Episode], variants: Sequence[SamplerConfig]
+    ) -> list[list[Episode]]:
+        """Consecutive episodes with the same n, up to `cfg.batch_episodes` per batch.
+
+        Checks first that a call of `cfg.batch_episodes` episodes with these variants stays
+        within `cfg.row_budget` rows for every n present (one-line ConfigError otherwise).
+        """
+        batches: list[list[Episode]] = []
+        for ep in episodes:
+            last = batches[-1] if batches else []
+            if 0 < len(last) < self.cfg.batch_episodes and ep.num_prompts == last[0].num_prompts:
+                last.append(ep)
+            else:
+                batches.append([ep])
+        for n in sorted({batch[0].num_prompts for batch in batches}):
+            check_row_budget(self.cfg.row_budget, n, variants, self.cfg.batch_episodes)
+        return batches
 
     # ------------------------------------------------------------------ internals
 
@@ -295,27 +368,41 @@ class Sampler:
         return a.unflatten(0, (E, n)), b.unflatten(0, (E, n)), c
 
     def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """One U-Net call: x (R, 4, h, w) float32 at timestep t -> eps (R, 4, h, w) float32."""
+        """One U-Net call: x (R, c, h, w) float32 at timestep t -> eps (R, c, h, w) float32.
+
+        The conditioning (empty-prompt embedding, and for SDXL-style U-Nets the pooled
+        embedding and size time ids) comes from the model: `DiffusionModel.unet_kwargs`.
+        """
         model = self.model
         self.unet_calls += 1
         self.image_passes += x.shape[0]
-        embeds = model.prompt_embeds.expand(x.shape[0], -1, -1)
         timestep = torch.tensor(t, device=model.device)
-        return model.unet(x.to(model.dtype), timestep, encoder_hidden_states=embeds).sample.float()
+        return model.unet(x.to(model.dtype), timestep, **model.unet_kwargs(x)).sample.float()
 
     def _plain_eps(self, x: torch.Tensor, t: int, i: int) -> torch.Tensor:
         """eps of images on their own (no group layout, plain attention everywhere)."""
         return self._eps(x, t)
 
-    def _diagnose(self, i: int, sched: Schedule, x_d, eps, layout: StreamLayout) -> dict:
-        T = len(sched)
+    def _diagnose(
+        self,
+        i: int,
+        sched: Schedule,
+        x_d,
+        eps,
+        layout: StreamLayout,
+        variant: int = 0,
+        cfg: SamplerConfig | None = None,
+    ) -> dict:
+        """Step i of one variant (its row in `layout`, its config; default the sampler's)."""
+        cfg = cfg or self.cfg
+        d_mod, d_def = layout.d_mods[variant], layout.d_defs[variant]
         delta = None
-        if layout.swap:
-            delta = (eps[:, layout.d_mod] - eps[:, layout.d_def]).pow(2).mean(dim=(1, 2, 3)).sqrt()
+        if d_def is not None:
+            delta = (eps[:, d_mod] - eps[:, d_def]).pow(2).mean(dim=(1, 2, 3)).sqrt()
         return {
             "i": i,
             "t": sched.timesteps[i],
-            "w": swap_weight(i, T, self.cfg.swap.schedule) if layout.swap else None,
+            "w": swap_weight(i, len(sched), cfg.swap.schedule) if d_def is not None else None,
             "d_mean": x_d.mean(dim=(1, 2, 3)).tolist(),
             "d_std": x_d.std(dim=(1, 2, 3)).tolist(),
             "swap_delta": delta.tolist() if delta is not None else None,
