@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints-cpu.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench bench-gpu reproduce-tables toy-model clean
+.PHONY: help install demo test test-fast lint format bench bench-gpu reproduce-tables toy-model clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ demo: install  ## the main job on the embedded default: fgseg on demo data with 
 test: install  ## the test suite (CPU only)
 	$(BIN)/pytest -q
 
+test-fast: install  ## the test suite without the tests marked slow (end-to-end runs, FID, training)
+	$(BIN)/pytest -q -m "not slow"
+
 lint: install  ## ruff check + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,14 +38,15 @@ format: install  ## ruff fix + format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimized); GPU builds of the fused kernel
+bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimized, variant batching); GPU builds of the fused kernel
 	$(PY) scripts/bench_sampler.py --model tiny --device cpu --json results/bench/cpu-tiny.json
+	$(PY) scripts/bench_variants.py --json results/bench/cpu-tiny-variants.json
 	$(PY) scripts/kernel_report.py --json results/bench/kernel-report.json
 
 bench-gpu:  ## sampler benchmark on a CUDA GPU: every variant at n = 1, 3, 5, sd15-random (random weights), 512 px, 70 steps; ~8 min on an H100
 	PY=$$(test -x $(PY) && echo $(PY) || echo python3) bash scripts/gpu_check.sh --memory-check --repeats 1
 
-reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~19 H100-hours)
+reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~8 H100-hours)
 	$(BIN)/sdvicl-bench reproduce
 
 toy-model: install  ## retrain the shipped toy model (sdvicl_bench/weights/toy) on the demo worlds (2 CPU cores, ~60 min)

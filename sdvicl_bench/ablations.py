@@ -24,7 +24,7 @@ COMPONENTS: dict[str, list[tuple[str, list[str]]]] = {
     "iwpe": [(f"{FULL} (IWPE)", []), ("feature ensembling", ["sampler.attention.ensemble=mean"])],
     "layers": [
         (f"{FULL} (decoder, all resolutions)", []),
-        ("decoder 64x64 only", ["sampler.attention.layers=[up.64]"]),
+        ("decoder 64x64 only", ["sampler.attention.layers=[up.finest]"]),
     ],
     "qkv": [
         (f"{FULL} (CAB)", []),
@@ -47,10 +47,11 @@ def variants(component: str) -> list[tuple[str, list[str]]]:
     return COMPONENTS[component]
 
 
-def comparison_markdown(component: str, rows: list[tuple[str, dict]]) -> str:
-    """Markdown table: one row per variant, each metric (scaled) with its delta to the full.
+def comparison_markdown(title: str, rows: list[tuple[str, dict]], kind: str = "Ablation") -> str:
+    """Markdown table: one row per variant, each metric (scaled) with its delta to the first.
 
-    rows: (label, results.json dict) with the full method first.
+    rows: (label, results.json dict), the reference (the full method) first. The heading
+    reads "### <kind>: <title> (<task>, <n> prompt(s))".
     """
     full = rows[0][1]
     specs = full["config"]["task"].get("metrics") or {}
@@ -61,12 +62,12 @@ def comparison_markdown(component: str, rows: list[tuple[str, dict]]) -> str:
             f"{m} ({'↑' if (specs.get(m) or {}).get('higher_is_better', True) else '↓'})"
             for m in metrics
         ],
-        "Δ vs full",
+        "Δ vs first" if kind != "Ablation" else "Δ vs full",
         "n",
     ]
     prompts = full["config"]["prompts"] or full["config"]["task"]["prompts"]
     lines = [
-        f"### Ablation: {component} ({full['task']}, {prompts} prompt(s))",
+        f"### {kind}: {title} ({full['task']}, {prompts} prompt(s))",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),

@@ -1,8 +1,11 @@
-"""The command line: `sdvicl-bench run | validate | ls`.
+"""The command line: `sdvicl-bench run | validate | ablate | sweep | reproduce | tables |
+merge | rescore | grid | ls`.
 
-The only module that sees Hydra/OmegaConf: it composes `conf/` with the user's overrides,
-turns the result into typed dataclasses (`config.RunConfig`) and hands them down. Every
-`UserError` becomes one line on stderr and exit code 2, never a traceback.
+It only parses and prints. It is the only module that sees Hydra/OmegaConf: it composes
+`conf/` with the user's overrides, turns the result into typed dataclasses
+(`config.RunConfig`) and hands them to `evaluate` (one run), `workflows/` (ablate, sweep,
+reproduce), `sharding.merge`, `rescore` or `report/`. Every `UserError` becomes one line on
+stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -81,19 +84,28 @@ def fail(message: str) -> NoReturn:
 
 
 def choices(group: str) -> list[str]:
-    """Config names available in a group folder of conf/."""
-    folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Config names available in a group folder of conf/ or of a `$SDVICL_CONFIG_PATH` folder
+    (`protocols.registry.config_dirs`)."""
+    from sdvicl_bench.protocols.registry import config_dirs
+
+    folders = [d / group for d in [CONF_DIR, *config_dirs()]]
+    return sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.yaml")})
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:
-    """Compose conf/config.yaml with Hydra overrides; one-line ConfigError on any problem."""
+    """Compose conf/config.yaml with Hydra overrides; one-line ConfigError on any problem.
+
+    Folders in `$SDVICL_CONFIG_PATH` are searched after conf/ (a `task/<name>.yaml` there is
+    `task=<name>`: README "Adding a task").
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+
+    from sdvicl_bench.protocols.registry import config_dirs
 
     overrides = [_prepare(o) for o in overrides]
     try:
@@ -104,9 +116,11 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         key = o.key_or_group
         if key in GROUPS and o.value_type is not None and isinstance(o.value(), str):
             _check_choice(key, o.value())
+    extra = config_dirs()
+    search = [f"hydra.searchpath=[{','.join(d.as_uri() for d in extra)}]"] if extra else []
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = hydra_compose("config", overrides=overrides)
+            cfg = hydra_compose("config", overrides=search + overrides)
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain_override_error(err, parsed)) from None
@@ -166,7 +180,11 @@ def _check_choice(group: str, value: str) -> None:
     if value not in valid and value != "null":
         close = difflib.get_close_matches(value, valid, n=1)
         hint = f" Did you mean '{group}={close[0]}'?" if close else ""
-        raise ConfigError(f"Unknown {group} '{value}'. Choose one of: {', '.join(valid)}.{hint}")
+        more = " (or add a folder holding task/<name>.yaml to $SDVICL_CONFIG_PATH)"
+        fix = more if group == "task" else ""
+        raise ConfigError(
+            f"Unknown {group} '{value}'. Choose one of: {', '.join(valid)}{fix}.{hint}"
+        )
 
 
 def _explain_override_error(err: Exception, parsed) -> str:
@@ -219,12 +237,15 @@ def check_setup(cfg: RunConfig) -> None:
     """What `run` needs of this process, checked before any work: a valid `shard`, a device
     torch can use here (`model.device`), an existing `model.path` folder."""
     from sdvicl_bench import sharding
-    from sdvicl_bench.sampler.models import missing_folder_error, resolve_device
+    from sdvicl_bench.sampler.backbones.registry import check_layer_selectors
+    from sdvicl_bench.sampler.models import get_backbone, missing_folder_error, resolve_device
 
     sharding.resolve_shard(cfg.shard)
     resolve_device(cfg.model.device)
+    check_layer_selectors(cfg.model, cfg.sampler.attention.layers)
     path = cfg.model.path
-    if cfg.model.name in ("sd15", "toy") and path and not Path(path).expanduser().is_dir():
+    loads_folder = get_backbone(cfg.model.name).kind != "random"
+    if loads_folder and path and not Path(path).expanduser().is_dir():
         raise missing_folder_error(path)
 
 
@@ -296,36 +317,6 @@ def validate(overrides: Overrides = None) -> None:
         typer.echo(f"note: {note}", err=True)
 
 
-def _ablate(component: str, overrides: list[str], quiet: bool) -> tuple[Path, list[Path]]:
-    """Run the full method, then each variant on its frozen episodes; write the table."""
-    from sdvicl_bench import ablations, evaluate
-
-    variants = ablations.variants(component)
-    label, extra = variants[0]
-    first = evaluate.run(load_config(overrides + extra), quiet=quiet, console=console)
-    frozen = first.run_dir / "episodes.jsonl"
-    rows, dirs = [(label, first.results)], [first.run_dir]
-    for label, extra in variants[1:]:
-        cfg = load_config([*overrides, *extra, f"episodes={frozen}"])
-        outcome = evaluate.run(cfg, quiet=quiet, console=console)
-        rows.append((label, outcome.results))
-        dirs.append(outcome.run_dir)
-    out_dir = Path("results/ablations")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{component}-{first.results['key']}.md"
-    same = evaluate.results_on(dirs)  # every variant on the same finished episodes
-    rows = [(label, results) for (label, _), results in zip(rows, same, strict=True)]
-    path.write_text(ablations.comparison_markdown(component, rows))
-    if first.results["n"]:
-        from sdvicl_bench.report.grids import compare_grid
-
-        _, protocol = evaluate.protocol_of(first.run_dir)
-        load_pictures, _ = evaluate._grid_loaders(protocol)
-        labels = [label for label, _ in rows]
-        compare_grid(dirs, labels, load_pictures, out=path.with_suffix(".png"))
-    return path, dirs
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog=(
@@ -345,6 +336,7 @@ def ablate(
     component: adain, contrast, swap_guidance, temperature, iwpe, layers, qkv, inversion.
     """
     from sdvicl_bench import ablations
+    from sdvicl_bench.workflows.ablate import run_ablation
 
     args = list(overrides or [])
     chosen = [a.split("=", 1)[1] for a in args if a.startswith("component=")]
@@ -353,21 +345,53 @@ def ablate(
             f"ablate needs component=<name>. Choose one of: {', '.join(ablations.COMPONENTS)}."
         )
     rest = [a for a in args if not a.startswith("component=")]
-    path, _ = _ablate(chosen[-1], rest, quiet)
+    comparison = run_ablation(chosen[-1], rest, load_config, quiet=quiet, console=console)
     if not quiet:
-        console.print(path.read_text())
-    typer.echo(str(path))
+        console.print(comparison.table.read_text())
+    typer.echo(str(comparison.table))
 
 
-def experiments() -> dict[str, dict]:
-    """conf/experiment/*.yaml by name: {name, title, gpu_hours, jobs}."""
-    import yaml
+def split_sweeps(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(plain overrides, [(key, values)] of the swept ones): `k=a,b,c` or `k=range(0,3)`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    out = {}
-    for name in choices("experiment"):
-        data = yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text())
-        out[name] = data["experiment"]
-    return out
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(_malformed(overrides, err)) from None
+    base, sweeps = [], []
+    for raw, o in zip(overrides, parsed, strict=True):
+        if o.is_sweep_override():
+            sweeps.append((o.key_or_group, [str(v) for v in o.sweep_string_iterator()]))
+        else:
+            base.append(raw)
+    return base, sweeps
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        "Examples:\n\n"
+        "  sdvicl-bench sweep task=fgseg sampler.attention.temperature=0.2,0.4,0.8 "
+        "sampler.swap.gamma=1,3.5\n\n"
+        "  sdvicl-bench sweep data=demo model=toy limit=16 sampler.attention.contrast=1,1.67,2.5"
+    ),
+)
+@user_errors
+def sweep(
+    overrides: Overrides = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """A grid of settings (k=a,b,c) on the same episodes: one run folder per variant, and a
+    comparison table and grid. D-side settings share one U-Net batch per step."""
+    from sdvicl_bench.workflows.sweep import run_sweep
+
+    base, sweeps = split_sweeps(list(overrides or []))
+    comparison = run_sweep(base, sweeps, load_config, quiet=quiet, console=console)
+    if not quiet:
+        console.print(comparison.table.read_text())
+    typer.echo(str(comparison.table))
 
 
 @app.command(
@@ -388,36 +412,13 @@ def reproduce(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run paper-table experiments (conf/experiment/) and write results/tables/<name>.md."""
-    from sdvicl_bench import evaluate
-    from sdvicl_bench.report import tables
+    from sdvicl_bench.workflows.reproduce import reproduce as run_experiments
 
-    known = experiments()
-    for name in names or []:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"Unknown experiment '{name}'. Choose from: {', '.join(known)}.{hint}"
-            )
-    out.mkdir(parents=True, exist_ok=True)
     extra = ["debug=smoke"] if smoke else []
-    for name in names or list(known):
-        exp = known[name]
-        parts = [f"# {exp['title']}", ""]
-        run_dirs = []
-        for job in exp["jobs"]:
-            overrides = [*job["overrides"], *extra]
-            if "ablate" in job:
-                path, dirs = _ablate(job["ablate"], overrides, quiet)
-                parts.append(path.read_text())
-                run_dirs += dirs
-            else:
-                outcome = evaluate.run(load_config(overrides), quiet=quiet, console=console)
-                run_dirs.append(outcome.run_dir)
-        parts.append(tables.to_markdown(tables.build_table(tables.load_runs(run_dirs))))
-        target = out / f"{name}.md"
-        target.write_text("\n".join(parts))
-        typer.echo(str(target))
+    for path in run_experiments(
+        names, load_config, extra=extra, out=out, quiet=quiet, console=console
+    ):
+        typer.echo(str(path))
 
 
 @app.command(
@@ -456,9 +457,9 @@ def merge(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Merge the shards of one run (same key) into the first folder; results.json anew."""
-    from sdvicl_bench import evaluate
+    from sdvicl_bench.sharding.merge import merge as merge_runs
 
-    outcome = evaluate.merge(list(run_dirs), quiet=quiet, console=console)
+    outcome = merge_runs(list(run_dirs), quiet=quiet, console=console)
     typer.echo(str(outcome.run_dir))
 
 
@@ -508,13 +509,30 @@ def grid(
 def list_things() -> None:
     """List tasks, models, components, experiments (with GPU-hours) and past runs."""
     from sdvicl_bench.ablations import COMPONENTS
+    from sdvicl_bench.sampler.backbones.registry import layer_table
+    from sdvicl_bench.workflows.reproduce import estimate, experiments, jobs_of
 
     for group in ("task", "model", "data", "retrieval", "sampler", "debug"):
         typer.echo(f"{group}: {', '.join(choices(group))}")
+    typer.echo("models: default side, self-attention layers by <block>.<side> (count):")
+    for line in layer_table():
+        typer.echo(f"  {line}")
     typer.echo(f"components (ablate): {', '.join(COMPONENTS)}")
-    typer.echo("experiments (reproduce):")
-    for name, exp in experiments().items():
-        typer.echo(f"  {name:<18} ~{exp['gpu_hours']} H100-hours  {exp['title']}")
+    typer.echo(
+        "experiments (reproduce), H100-hours from U-Net passes (shared pass / each run alone):"
+    )
+    known = experiments()
+    every = []
+    for name, exp in known.items():
+        jobs = jobs_of(name, exp)
+        every += jobs
+        hours = estimate(jobs, load_config)
+        typer.echo(f"  {name:<16} ~{hours['shared']:.1f} / {hours['separate']:.1f}  {exp['title']}")
+    hours = estimate(every, load_config)
+    typer.echo(
+        f"  {'all (reproduce)':<16} ~{hours['shared']:.1f} / {hours['separate']:.1f}  "
+        "identical runs once, D-side variants in one pass"
+    )
     runs = sorted(Path("results/runs").glob("*/*-*"))
     typer.echo(f"runs ({len(runs)}):")
     for r in runs[-20:]:

@@ -24,15 +24,17 @@ Window = tuple[int | None, int | None]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which U-Net/VAE to run (METHOD.md 2).
+    """Which U-Net/VAE to run (METHOD.md 2; the backbones are in docs/MODELS.md).
 
-    name: `sd15` (weights from `hub_id`@`revision` or a local folder `path`), `toy` (a small
-    pixel-space model trained by this project on the demo worlds; weights in the package, or
-    `path`), `tiny` (small random SD-shaped stack built in code, for tests), `sd15-random`
-    (full SD1.5 architecture, random weights, for speed and memory work).
+    name: a backbone of `sampler/backbones/names.py`: `sd15`, `sd21`, `sdxl` (weights from
+    `hub_id`@`revision` or a local folder `path`), `toy` (a small pixel-space model trained
+    by this project on the demo worlds; weights in the package, or `path`), `tiny`,
+    `tiny-sd21`, `tiny-sdxl` (small random stacks with each family's layout, built in code,
+    for tests), `sd15-random` (full SD1.5 architecture, random weights, for speed and memory
+    work). Checked when the config is built (one-line ConfigError with "did you mean").
     """
 
-    name: Literal["sd15", "toy", "tiny", "sd15-random"] = "sd15"
+    name: str = "sd15"
     hub_id: str | None = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     revision: str | None = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
     path: str | None = None
@@ -42,14 +44,21 @@ class ModelConfig:
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"  # auto: NHWC on CUDA
     compile: bool = False  # torch.compile the U-Net (one graph per batch shape; slow warm-up)
 
+    def __post_init__(self) -> None:
+        from sdvicl_bench.sampler.backbones.names import check_backbone_name  # no torch import
+
+        check_backbone_name(self.name)
+
 
 @dataclass(frozen=True)
 class AttentionConfig:
     """The modified self-attention of D_mod (METHOD.md 5 and 6).
 
     layers: selectors of attn1 layers: `up` (decoder, default), `down`, `mid`, `all`, `none`,
-    or `<block>.<res>` / `<res>` where res is the nominal side at 512 px (64, 32, 16, 8),
-    e.g. `[up.64]` for "the decoder's 64x64 block only".
+    `<block>.<side>` / `<side>` where side is the token grid side the layer sees at the
+    model's default resolution (SD1.5: 64, 32, 16, 8; SDXL: 64, 32; `sdvicl-bench ls` lists
+    each model's), e.g. `[up.64]` for "the decoder's 64x64 block only", or
+    `<block>.finest` (the block's largest side: `[up.finest]` on any model).
     steps: the loop-index window in which the attention is modified.
     chunk_size: query rows per block of the torch kernel (exact; bounds memory at
         chunk_size x n*Nk per head).
@@ -90,7 +99,8 @@ class SamplerConfig:
     """Everything that changes what the sampler computes (METHOD.md 2-6, defaults of 8).
 
     Exactness switches (`inversion`, `attention.chunk_size`, `batch_episodes`) change how,
-    not what: results agree within float error.
+    not what: results agree within float error. `row_budget` caps the rows of one U-Net
+    call (batch_episodes x rows per episode, see `sampler/variants.py`).
     """
 
     steps: int = 70
@@ -100,6 +110,7 @@ class SamplerConfig:
     inversion: Literal["fused", "separate"] = "fused"
     last_z_zero: bool = True
     batch_episodes: int = 1
+    row_budget: int | None = None  # most U-Net rows per call (variants.py); None: no limit
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     swap: SwapGuidanceConfig = field(default_factory=SwapGuidanceConfig)
     adain: AdaINConfig = field(default_factory=AdaINConfig)
@@ -113,6 +124,8 @@ class SamplerConfig:
             raise ConfigError(f"sampler.resolution={self.resolution}: must be a multiple of 8.")
         if self.batch_episodes < 1:
             raise ConfigError(f"sampler.batch_episodes={self.batch_episodes}: must be >= 1.")
+        if self.row_budget is not None and self.row_budget < 1:
+            raise ConfigError(f"sampler.row_budget={self.row_budget}: must be >= 1 or null.")
         chunk = self.attention.chunk_size
         if chunk is not None and chunk < 1:
             raise ConfigError(f"sampler.attention.chunk_size={chunk}: must be >= 1 or null.")
@@ -248,7 +261,8 @@ TASK_OPTIONS: dict[str, dict[str, Any]] = {
         "fid_weights": str | None,
     },
 }
-"""`task.options` each task's protocol reads (protocols/), with the type or choices of each."""
+"""`task.options` each packaged task reads (its dataset family, decoder or metrics), with the
+type or choices of each."""
 
 
 def check_task_options(task: str, options: dict[str, Any]) -> None:
@@ -308,9 +322,11 @@ def _describe(spec: Any) -> str:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md).
+    """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md; README "Adding a task").
 
-    `options` are checked against TASK_OPTIONS for the task's name.
+    `dataset`, `decoder` and the `metrics` entries ({aggregation, function, higher_is_better,
+    scale, when}) are names `protocols.registry` resolves. `options` are checked against
+    TASK_OPTIONS for a packaged task's name (a task added outside the package: unchecked).
     """
 
     name: str = "fgseg"

@@ -34,21 +34,22 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 import sdvicl_bench
 from sdvicl_bench import sharding
 from sdvicl_bench.config import RunConfig, to_dict
-from sdvicl_bench.metrics.iou import mean_with_ci
+from sdvicl_bench.metrics.aggregate import metric_block
 from sdvicl_bench.protocols import Scored, TaskProtocol, make_protocol
 from sdvicl_bench.report import lock
 from sdvicl_bench.report.lock import SampleLock
 from sdvicl_bench.report.records import (
     DAMAGED_NAME,
     SampleWriter,
+    all_samples,
     creation_lock_path,
     find_or_create_run_dir,
     mend_samples,
+    merge_samples,
     missing_pictures,
     read_episodes,
     read_run_samples,
@@ -56,10 +57,12 @@ from sdvicl_bench.report.records import (
     sample_files,
     write_episodes,
     write_json,
-    write_samples,
 )
-from sdvicl_bench.sampler.models import TOY_WEIGHTS, check_weights, load_model
+from sdvicl_bench.report.summary import print_summary
+from sdvicl_bench.sampler.backbones.registry import get_backbone
+from sdvicl_bench.sampler.models import load_model, model_identity
 from sdvicl_bench.sampler.pipeline import Sampler
+from sdvicl_bench.sampler.variants import non_shareable_differences
 from sdvicl_bench.types import EpisodeSpec
 
 RANDOM_WEIGHTS_NOTE = (
@@ -74,10 +77,12 @@ TOY_NOTE = (
 
 
 def model_note(name: str) -> str | None:
-    """The one line a summary shows about what the model's numbers can mean."""
-    if name == "sd15":
+    """The one line a summary shows about what the model's numbers can mean: none for a
+    model with real weights (sd15, sd21, sdxl), a warning for the toy and random ones."""
+    kind = get_backbone(name).kind
+    if kind == "hub":
         return None
-    return TOY_NOTE if name == "toy" else RANDOM_WEIGHTS_NOTE.format(name=name)
+    return TOY_NOTE if kind == "toy" else RANDOM_WEIGHTS_NOTE.format(name=name)
 
 
 @dataclass
@@ -91,11 +96,12 @@ class RunOutcome:
 def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
     """The sampler settings that change a number, for the run key.
 
-    Exactness switches that only change how (episode batching, the attention kernel) are
-    left out, so a run resumes across them.
+    Exactness switches that only change how (episode batching, the attention kernel, the
+    row budget) are left out, so a run resumes across them.
     """
     sampler = to_dict(replace(cfg.sampler, batch_episodes=1))
     sampler["attention"].pop("kernel", None)
+    sampler.pop("row_budget", None)
     return sampler
 
 
@@ -139,17 +145,7 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
         episodes = protocol.episodes()
 
         # 2. The run folder, found by the key of everything that changes a number.
-        key = run_key(
-            {
-                "task": to_dict(cfg.task),
-                "sampler": _sampler_identity(cfg),
-                "model": _model_identity(cfg),
-                "data": protocol.key_inputs(),
-                "episodes": [e.to_json() for e in episodes],
-                "seed": cfg.seed,
-                "prompts": cfg.num_prompts,
-            }
-        )
+        key = _key_of(cfg, protocol, episodes)
         shard = sharding.resolve_shard(cfg.shard)
         sharding.start(shard)
         if not shard.leader:  # under torchrun the leader creates the folder first
@@ -166,6 +162,147 @@ def run(cfg: RunConfig, *, quiet: bool = False, console: Console | None = None) 
             if not resumed:
                 _remove_if_empty(run_dir, Path(cfg.output_dir), cfg.task.name)
             raise
+
+
+NOT_SHARED_IGNORED = ("output_dir", "save_pictures", "experiment")
+"""RunConfig fields that may differ between variants sharing rows (not about the numbers)."""
+
+
+def shared_rows_differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """The settings (dotted names) where two runs differ and that keep them from sharing A,
+    B and C rows in one U-Net batch: anything outside the sampler that changes the episodes,
+    the model or the task, and the sampler's `non_shareable_differences` (steps, skip,
+    resolution, inversion). Empty: the runs differ only in what happens to D."""
+    flat_a, flat_b = _flatten(to_dict(replace(a, sampler=b.sampler))), _flatten(to_dict(b))
+    outside = sorted(
+        k
+        for k in flat_a.keys() | flat_b.keys()
+        if flat_a.get(k) != flat_b.get(k) and k.split(".")[0] not in NOT_SHARED_IGNORED
+    )
+    return outside + non_shareable_differences(a.sampler, b.sampler)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def sharing_groups(cfgs: list[RunConfig]) -> list[list[int]]:
+    """Indices of `cfgs` grouped so that each group's runs can share rows (in input order)."""
+    groups: list[list[int]] = []
+    for i, cfg in enumerate(cfgs):
+        for group in groups:
+            if not shared_rows_differences(cfgs[group[0]], cfg):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def run_many(
+    cfgs: list[RunConfig], *, quiet: bool = False, console: Console | None = None
+) -> list[RunOutcome]:
+    """Run (or resume) several configs, each into its own run folder, sharing rows where
+    they can: configs that differ only in what happens to D (an ablation's or a sweep's
+    variants; `sharing_groups`) run in one pass with one U-Net batch per step
+    (`Sampler.run_variants`); a config alone in its group runs with `run`. An episode is
+    sampled only for the variants whose folder lacks it, so a killed pass resumes without
+    redoing any variant's finished episodes. Outcomes come back in the order of `cfgs`.
+    """
+    console = console or Console(stderr=True)
+    outcomes: dict[int, RunOutcome] = {}
+    for group in sharing_groups(cfgs):
+        members = [cfgs[i] for i in group]
+        if len(group) == 1 or sharding.resolve_shard(members[0].shard).distributed:
+            done = [run(cfg, quiet=quiet, console=console) for cfg in members]
+        else:
+            done = _run_joint(members, quiet, console)
+        outcomes.update(zip(group, done, strict=True))
+    return [outcomes[i] for i in range(len(cfgs))]
+
+
+def _run_joint(cfgs: list[RunConfig], quiet: bool, console: Console) -> list[RunOutcome]:
+    """`run` for configs that share A, B and C rows: one folder each, one sampling pass."""
+    with _sigterm_interrupts(), contextlib.ExitStack() as claims:
+        protocol = make_protocol(cfgs[0])
+        episodes = protocol.episodes()
+        shard = sharding.resolve_shard(cfgs[0].shard)
+        opened = []
+        try:
+            for cfg in cfgs:
+                key = _key_of(cfg, protocol, episodes)
+                run_dir, resumed, claim = _open_run_dir(cfg, key, episodes, shard)
+                claims.enter_context(claim)
+                opened.append((cfg, key, run_dir, resumed))
+            todos = [
+                _pending(cfg, protocol, episodes, shard, run_dir, resumed, quiet, console)
+                for cfg, _, run_dir, resumed in opened
+            ]
+            needed = {e.id for todo in todos for e in todo}
+            union = [e for e in episodes if e.id in needed]
+            started = time.perf_counter()
+            unet_calls = 0
+            if union:
+                model = load_model(cfgs[0].model)
+                sampler = Sampler(model, cfgs[0].sampler)
+                writes = [
+                    (cfg, run_dir / shard.samples_name, {e.id for e in todo})
+                    for (cfg, _, run_dir, _), todo in zip(opened, todos, strict=True)
+                ]
+                device = _device_name(model.device)
+                _run_episodes(protocol, sampler, union, writes, device, quiet, console)
+                unet_calls = sampler.unet_calls
+            elapsed = time.perf_counter() - started
+        except BaseException:
+            for cfg, _, run_dir, resumed in opened:
+                if not resumed:
+                    _remove_if_empty(run_dir, Path(cfg.output_dir), cfg.task.name)
+            raise
+        return [
+            _conclude(
+                cfg,
+                protocol,
+                key,
+                episodes,
+                shard,
+                run_dir,
+                resumed,
+                elapsed,
+                todo,
+                unet_calls,
+                quiet,
+                console,
+            )
+            for (cfg, key, run_dir, resumed), todo in zip(opened, todos, strict=True)
+        ]
+
+
+def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]) -> str:
+    """The run key: a hash of everything that changes a sample.
+
+    The task's `metrics` are left out: they say how samples are scored and shown, not what
+    is sampled, so a metric added to a task YAML keeps the run's folder (its older records
+    show as stale until `sdvicl-bench rescore` scores them again).
+    """
+    task = to_dict(cfg.task)
+    task.pop("metrics", None)
+    return run_key(
+        {
+            "task": task,
+            "sampler": _sampler_identity(cfg),
+            "model": _model_identity(cfg),
+            "data": protocol.key_inputs(),
+            "episodes": [e.to_json() for e in episodes],
+            "seed": cfg.seed,
+            "prompts": cfg.num_prompts,
+        }
+    )
 
 
 def _open_run_dir(
@@ -204,11 +341,43 @@ def _run_claimed(
     cfg, protocol, key, episodes, shard, run_dir, resumed, quiet, console
 ) -> RunOutcome:
     """Steps 3 and 4 of `run`, with this process's sample file claimed."""
-    protocol.run_dir = run_dir
-    writes = shard.leader or not shard.distributed  # who writes results.json and grid.png
 
-    # 3. What is left: this shard's episodes within `limit` with no finished sample. Damaged
-    #    lines of this process's own sample file are set aside first (their episodes redone).
+    # 3. What is left: this shard's episodes within `limit` with no finished sample.
+    todo = _pending(cfg, protocol, episodes, shard, run_dir, resumed, quiet, console)
+    started = time.perf_counter()
+    unet_calls = 0
+    if todo:
+        model = load_model(cfg.model)
+        sampler = Sampler(model, cfg.sampler)
+        writes = [(cfg, run_dir / shard.samples_name, {e.id for e in todo})]
+        _run_episodes(protocol, sampler, todo, writes, _device_name(model.device), quiet, console)
+        unet_calls = sampler.unet_calls
+    elapsed = time.perf_counter() - started
+
+    # 4. Aggregate every finished sample of the folder and write results.json.
+    return _conclude(
+        cfg,
+        protocol,
+        key,
+        episodes,
+        shard,
+        run_dir,
+        resumed,
+        elapsed,
+        todo,
+        unet_calls,
+        quiet,
+        console,
+    )
+
+
+def _pending(cfg, protocol, episodes, shard, run_dir, resumed, quiet, console) -> list[EpisodeSpec]:
+    """This shard's episodes within `limit` that have no finished sample in `run_dir`.
+
+    Damaged lines of this process's own sample file are set aside first (their episodes are
+    redone); missing pictures and stale records are reported; a resumed run says so.
+    """
+    writes = shard.leader or not shard.distributed  # who writes results.json and grid.png
     samples_path = run_dir / shard.samples_name
     _set_aside_damaged(samples_path, console)
     selected = episodes[: cfg.limit] if cfg.limit else episodes
@@ -222,24 +391,31 @@ def _run_claimed(
         _warn_stale(protocol, run_dir, finished, console)
     if resumed and not quiet:
         _say(console, _resume_line(run_dir, shard, len(mine) - len(todo), len(todo)))
+    return todo
 
-    started = time.perf_counter()
-    unet_calls = 0
-    if todo:
-        model = load_model(cfg.model)
-        sampler = Sampler(model, cfg.sampler)
-        device = _device_name(model.device)
-        _run_episodes(cfg, protocol, sampler, todo, samples_path, device, quiet, console)
-        unet_calls = sampler.unet_calls
-    elapsed = time.perf_counter() - started
 
-    # 4. Aggregate every finished sample of the folder and write results.json (after all
-    #    ranks under torchrun, whose leader merges the shard files into samples.jsonl).
+def _conclude(
+    cfg,
+    protocol,
+    key,
+    episodes,
+    shard,
+    run_dir,
+    resumed,
+    elapsed,
+    todo,
+    unet_calls,
+    quiet,
+    console,
+) -> RunOutcome:
+    """results.json over every finished sample of the folder, the grid and the summary
+    (after all ranks under torchrun, whose leader merges the shard files into samples.jsonl)."""
+    writes = shard.leader or not shard.distributed
     sharding.barrier(shard)
     if shard.distributed and shard.leader:
         _report_damaged(merge_samples(run_dir, episodes), run_dir, console)
-    samples = _all_samples(run_dir, episodes)
-    results = _results(cfg, protocol, key, samples, elapsed, len(todo))
+    samples = all_samples(run_dir, episodes)
+    results = _results(cfg, protocol, key, samples, elapsed, len(todo), run_dir=run_dir)
     results["timing"]["unet_calls_this_session"] = unet_calls
     if writes:
         write_json(run_dir / "results.json", results)
@@ -372,9 +548,7 @@ def protocol_of(run_dir: Path) -> tuple[RunConfig, TaskProtocol]:
             "Fix: pass a folder under results/runs/<task>/."
         )
     cfg = from_dict(RunConfig, json.loads((run_dir / "run.json").read_text())["config"])
-    protocol = make_protocol(cfg)
-    protocol.run_dir = run_dir
-    return cfg, protocol
+    return cfg, make_protocol(cfg)
 
 
 def results_on(run_dirs: list[Path]) -> list[dict[str, Any]]:
@@ -391,95 +565,20 @@ def results_on(run_dirs: list[Path]) -> list[dict[str, Any]]:
     for run_dir in run_dirs:
         cfg, protocol = protocol_of(run_dir)
         episodes = read_episodes(run_dir / "episodes.jsonl")
-        samples = [s for s in _all_samples(run_dir, episodes) if s["id"] in (ids or set())]
+        samples = [s for s in all_samples(run_dir, episodes) if s["id"] in (ids or set())]
         key = json.loads((run_dir / "run.json").read_text())["key"]
-        out.append(_results(cfg, protocol, key, samples, 0.0, 0))
+        out.append(_results(cfg, protocol, key, samples, 0.0, 0, run_dir=run_dir))
     return out
 
 
-def _all_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> list[dict]:
-    """Every finished sample of the folder, one per id: in frozen episode order, then any
-    others (ids not in `episodes`) sorted."""
-    by_id = {s["id"]: s for s in read_run_samples(run_dir)}
-    order = [e.id for e in episodes if e.id in by_id]
-    order += sorted(set(by_id) - set(order))
-    return [by_id[i] for i in order]
+def _run_episodes(protocol, sampler, todo, writes, device, quiet, console) -> None:
+    """Sample, decode, score and record `todo` in batches of `batch_episodes`.
 
-
-def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> int:
-    """Fold the shard files (and any copies from other folders) into samples.jsonl, in
-    episode order, one record per episode id; then move the shard files to shards/.
-
-    Damaged lines of the folded files are set aside first (`records.mend_samples`); returns
-    how many. The caller owns every sample file of the folder (its locks, or the barrier
-    after which no rank writes).
+    writes: one (config, sample file, ids it still needs) per variant. One variant runs
+    `Sampler.run`; several share each episode's A, B and C rows in one U-Net batch per step
+    (`Sampler.run_variants`), each episode sampled only for the variants that need it.
     """
-    damaged = sum(mend_samples(path) for path in sample_files(run_dir))
-    write_samples(run_dir / "samples.jsonl", _all_samples(run_dir, episodes))
-    shards = run_dir / "shards"  # kept for the record: which process ran which episode
-    for path in run_dir.glob("samples.shard*.jsonl"):
-        shards.mkdir(exist_ok=True)
-        path.replace(shards / path.name)
-    return damaged
-
-
-def merge(
-    run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
-) -> RunOutcome:
-    """Merge run folders of one key (shards of a SLURM array) into the first; results.json and
-    grid.png anew, describing every sample, with config.shard null.
-
-    Every sample file of the folders is claimed first (a shard still running there stops
-    the merge with a one-line DataError).
-    """
-    from sdvicl_bench.errors import DataError
-
-    console = console or Console(stderr=True)
-    infos = []
-    for d in run_dirs:
-        if not (d / "run.json").is_file():
-            raise DataError(
-                f"{d} is not a run folder (no run.json). "
-                "Fix: pass folders under results/runs/<task>/."
-            )
-        infos.append(json.loads((d / "run.json").read_text()))
-    keys = {i["key"] for i in infos}
-    if len(keys) != 1:
-        raise DataError(
-            f"Run folders of different runs (keys {', '.join(sorted(keys))}). "
-            "Fix: merge shards of one run only."
-        )
-    target = run_dirs[0]
-    others = list({d.resolve(): d for d in run_dirs[1:] if d.resolve() != target.resolve()})
-    claimed = [target / "samples.jsonl", *sample_files(target)]
-    claimed += [path for other in others for path in sample_files(other)]
-    with contextlib.ExitStack() as claims:
-        for path in dict.fromkeys(claimed):
-            claims.enter_context(SampleLock(path))
-        for other in others:
-            for path in sample_files(other):
-                shutil.copyfile(path, target / f"{path.stem}.from-{other.name}.jsonl")
-            for pic in (other / "pictures").glob("*"):
-                if not (target / "pictures" / pic.name).exists():
-                    shutil.copyfile(pic, target / "pictures" / pic.name)
-        cfg, protocol = protocol_of(target)
-        cfg = replace(cfg, shard=None)  # the merged folder is the whole run
-        episodes = read_episodes(target / "episodes.jsonl")
-        _report_damaged(merge_samples(target, episodes), target, console)
-        for path in target.glob("samples*.from-*.jsonl"):
-            path.unlink()
-        samples = _all_samples(target, episodes)
-        results = _results(cfg, protocol, infos[0]["key"], samples, 0.0, 0)
-        write_json(target / "results.json", results)
-        if cfg.save_pictures and samples:
-            write_grid(protocol, target, console=console)
-    if not quiet:
-        print_summary(results, target, console)
-    return RunOutcome(target, results, True, 0)
-
-
-def _run_episodes(cfg, protocol, sampler, todo, samples_path, device, quiet, console) -> None:
-    """Sample, decode, score and record `todo` in batches of `batch_episodes`."""
+    cfg = writes[0][0]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -492,26 +591,47 @@ def _run_episodes(cfg, protocol, sampler, todo, samples_path, device, quiet, con
         disable=quiet or not console.is_terminal,  # plain log lines instead (below)
     )
     batch_size = cfg.sampler.batch_episodes
-    run_dir = samples_path.parent
-    with progress, SampleWriter(samples_path) as writer:
-        bar = progress.add_task(cfg.task.name, total=len(todo), rate="")
+    label = cfg.task.name if len(writes) == 1 else f"{cfg.task.name} x {len(writes)} variants"
+    with progress, contextlib.ExitStack() as files:
+        writers = [files.enter_context(SampleWriter(path)) for _, path, _ in writes]
+        bar = progress.add_task(label, total=len(todo), rate="")
         t0 = time.perf_counter()
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            tb = time.perf_counter()
-            inputs = [protocol.sampler_input(spec) for spec in batch]
-            outputs = sampler.run([x for x, _ in inputs])
-            seconds = (time.perf_counter() - tb) / len(batch)
-            for spec, (_, truth), out in zip(batch, inputs, outputs, strict=True):
-                record = _record(protocol, spec, truth, out.picture, run_dir, seconds, cfg, device)
-                writer.write(record)
+            for need, specs in _by_variants_needed(batch, writes).items():
+                tb = time.perf_counter()
+                inputs = [protocol.sampler_input(spec) for spec in specs]
+                episodes = [x for x, _ in inputs]
+                if len(writes) == 1:
+                    outputs = [sampler.run(episodes)]
+                else:
+                    outputs = sampler.run_variants(episodes, [writes[v][0].sampler for v in need])
+                # seconds per episode and variant: the batch's time shared by its rows' owners
+                seconds = (time.perf_counter() - tb) / (len(specs) * len(need))
+                for v, results in zip(need, outputs, strict=True):
+                    v_cfg, path, _ = writes[v]
+                    for spec, (_, truth), out in zip(specs, inputs, results, strict=True):
+                        record = _record(
+                            protocol, spec, truth, out.picture, path.parent, seconds, v_cfg, device
+                        )
+                        writers[v].write(record)
             finished = start + len(batch)
             rate = (time.perf_counter() - t0) / finished
             progress.update(bar, advance=len(batch), rate=f"{rate:.2f} s/episode")
             if quiet is False and not console.is_terminal:
-                console.print(
-                    f"{cfg.task.name}: {finished}/{len(todo)} episodes, {rate:.2f} s/episode"
-                )
+                console.print(f"{label}: {finished}/{len(todo)} episodes, {rate:.2f} s/episode")
+
+
+def _by_variants_needed(
+    batch: list[EpisodeSpec], writes: list[tuple]
+) -> dict[tuple[int, ...], list[EpisodeSpec]]:
+    """The batch's episodes grouped by which variants still need them (batch order kept)."""
+    groups: dict[tuple[int, ...], list[EpisodeSpec]] = {}
+    for spec in batch:
+        need = tuple(v for v, (_, _, ids) in enumerate(writes) if spec.id in ids)
+        if need:
+            groups.setdefault(need, []).append(spec)
+    return groups
 
 
 def _record(
@@ -555,12 +675,6 @@ def record_of(
     }
 
 
-def _aggregate(values: list[float]) -> dict[str, float]:
-    """Mean with a 95% bootstrap interval over the finite values (NaN = not scorable)."""
-    values = [v for v in values if v == v]
-    return mean_with_ci(values) if values else {"mean": float("nan"), "n": 0}
-
-
 def _score_of(sample: dict, baseline: str | None, metric: str) -> float:
     """A record's score of ours (baseline None) or a baseline; NaN where the record lacks it
     (made before the metric existed: `sdvicl-bench rescore` adds it)."""
@@ -588,26 +702,19 @@ def _stale_samples(protocol: TaskProtocol, samples: list[dict]) -> list[str]:
     ]
 
 
-def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
+def _results(cfg, protocol, key, samples, elapsed, new, *, run_dir=None) -> dict[str, Any]:
     """results.json: metrics and baselines over `samples` (every finished sample of the
     folder), the devices that produced them, versions and this session's timing.
 
     Per-sample metrics: the mean with a bootstrap interval over the records that have the
     score (n says how many), per group and the mean of groups. Set-level metrics: the
-    protocol's `dataset_metric`, a number or a whole block (`_dataset_block`).
+    protocol's `dataset_metric` (which may read the run folder `run_dir`, e.g. FID's
+    pictures), a number or a whole block (`_dataset_block`).
     """
-    groups = sorted({s["group"] for s in samples if s.get("group") is not None})
+    groups = [s.get("group") for s in samples]
 
     def block(get) -> dict[str, Any]:
-        per_group = {
-            g: _aggregate([get(s) for s in samples if s.get("group") == g]) for g in groups
-        }
-        group_means = [v["mean"] for v in per_group.values() if v.get("n")]
-        return {
-            "overall": _aggregate([get(s) for s in samples]),
-            "per_fold": per_group,
-            "mean_of_folds": float(np.mean(group_means)) if group_means else float("nan"),
-        }
+        return metric_block([get(s) for s in samples], groups)
 
     metrics = {m: block(lambda s, m=m: _score_of(s, None, m)) for m in protocol.metrics}
     baselines = {
@@ -615,9 +722,10 @@ def _results(cfg, protocol, key, samples, elapsed, new) -> dict[str, Any]:
         for name in protocol.baselines
     }
     for m in protocol.dataset_metrics:  # set-level metrics: one value from all samples
-        metrics[m] = _dataset_block(protocol.dataset_metric(m, samples, None), len(samples))
+        value = protocol.dataset_metric(m, samples, None, run_dir)
+        metrics[m] = _dataset_block(value, len(samples))
         for name in protocol.baselines:
-            value = protocol.dataset_metric(m, samples, name)
+            value = protocol.dataset_metric(m, samples, name, run_dir)
             baselines[name][m] = _dataset_block(value, len(samples))
     note = model_note(cfg.model.name)
     devices = _device_counts(samples)
@@ -665,66 +773,8 @@ def _device_counts(samples: list[dict]) -> dict[str, int]:
     return dict(Counter(str(s.get("device") or "unknown") for s in samples))
 
 
-def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:
-    """A table of ours and the baselines, with n and the 95% interval; where the files are.
-
-    Per metric: the mean (scaled as the task YAML says), its 95% bootstrap interval where the
-    metric is per-sample, and the mean of folds where the task has folds. The title gives the
-    episode count, per fold where the run has folds (`count_phrase`).
-    """
-    from sdvicl_bench.report.tables import count_phrase
-
-    specs = results["config"]["task"].get("metrics") or {}
-    rows = [("SD-VICL", results["metrics"])] + [
-        (f"baseline: {k}", v) for k, v in results["baselines"].items()
-    ]
-    table = Table(title=f"{results['task']} (v{results['task_version']}), {count_phrase(results)}")
-    table.add_column("method")
-    columns = []
-    for metric in results["metrics"]:
-        spec = specs.get(metric) or {}
-        arrow = "↑" if spec.get("higher_is_better", True) else "↓"
-        has_ci = "low" in results["metrics"][metric]["overall"]
-        folds = results["metrics"][metric].get("mean_of_folds", float("nan"))
-        has_folds = folds == folds
-        table.add_column(f"{metric} {arrow}", justify="right")
-        if has_ci:
-            table.add_column("95% CI", justify="right")
-        if has_folds:
-            table.add_column("mean of folds", justify="right")
-        columns.append((metric, float(spec.get("scale", 1)), has_ci, has_folds))
-    for name, block in rows:
-        cells = [name]
-        for metric, scale, has_ci, has_folds in columns:
-            o = block[metric]["overall"]
-            cells.append("n/a" if o["mean"] != o["mean"] else f"{scale * o['mean']:.4g}")
-            if has_ci:
-                ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
-                cells.append(ci)
-            if has_folds:
-                cells.append(f"{scale * block[metric]['mean_of_folds']:.4g}")
-        table.add_row(*cells)
-    console.print(table)
-    if results["note"]:
-        console.print(f"[bold yellow]Note:[/] {results['note']}")
-    console.print(f"Run folder: {run_dir}")
-    if (run_dir / "grid.png").exists():
-        console.print(f"Pictures: {run_dir / 'grid.png'} (A | B | C | prediction | decoded | GT)")
-
-
 def _model_identity(cfg: RunConfig) -> dict[str, Any]:
-    m = cfg.model
-    if m.name == "sd15":
-        return {
-            "name": m.name,
-            "source": m.path or m.hub_id,
-            "revision": None if m.path else m.revision,
-        }
-    if m.name == "toy":  # its weights' identity: a retraining gets new run folders
-        folder = Path(m.path).expanduser() if m.path else TOY_WEIGHTS
-        weights = check_weights(folder)
-        return {"name": m.name, "weights": run_key(weights)}
-    return {"name": m.name, "seed": m.seed}
+    return model_identity(cfg.model)
 
 
 def _device_name(device: torch.device) -> str:

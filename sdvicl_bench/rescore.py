@@ -35,6 +35,7 @@ from sdvicl_bench.errors import DataError, UserError
 from sdvicl_bench.protocols import TaskProtocol
 from sdvicl_bench.report.lock import SampleLock
 from sdvicl_bench.report.records import (
+    all_samples,
     mend_samples,
     read_episodes,
     read_samples,
@@ -42,6 +43,7 @@ from sdvicl_bench.report.records import (
     write_json,
     write_samples,
 )
+from sdvicl_bench.report.summary import print_summary
 from sdvicl_bench.types import EpisodeSpec
 
 TASK_CONF = Path(__file__).resolve().parent / "conf" / "task"
@@ -79,9 +81,9 @@ def rescore(
             write_samples(path, new)
 
         cfg = _current_task(_config_of(run_dir, run_cfg))
-        samples = evaluate._all_samples(run_dir, episodes)
+        samples = all_samples(run_dir, episodes)
         elapsed = time.perf_counter() - started
-        results = evaluate._results(cfg, protocol, key, samples, elapsed, 0)
+        results = evaluate._results(cfg, protocol, key, samples, elapsed, 0, run_dir=run_dir)
         results["timing"]["unet_calls_this_session"] = 0
         kept = _keep_old_results(run_dir)
         results["rescored"] = {
@@ -93,7 +95,7 @@ def rescore(
         if run_cfg.save_pictures:
             evaluate.write_grid(protocol, run_dir, console=console, warn_missing=False)
     if not quiet:
-        evaluate.print_summary(results, run_dir, console)
+        print_summary(results, run_dir, console)
     return evaluate.RunOutcome(run_dir, results, True, 0)
 
 

@@ -13,7 +13,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from sdvicl_bench.cli import app, choices, experiments, load_config
+from sdvicl_bench.cli import app, choices, load_config
+from sdvicl_bench.workflows.reproduce import experiments
 
 runner = CliRunner()
 
@@ -36,6 +37,7 @@ def test_every_conf_file_composes(group):
             assert getattr(cfg, group).name == name
 
 
+@pytest.mark.slow
 def test_every_experiment_smoke_runs(workdir):
     result = runner.invoke(app, ["reproduce", "--smoke", "--quiet"])
     assert result.exit_code == 0, result.output
@@ -44,6 +46,7 @@ def test_every_experiment_smoke_runs(workdir):
         assert table.startswith("# ") and "|" in table
 
 
+@pytest.mark.slow
 def test_ablate_runs_variants_on_the_same_episodes(workdir):
     result = runner.invoke(app, ["ablate", "component=qkv", "debug=smoke", "--quiet"])
     assert result.exit_code == 0, result.output
@@ -56,6 +59,7 @@ def test_ablate_runs_variants_on_the_same_episodes(workdir):
     assert len(frozen) == 1  # the very same episodes for every variant
 
 
+@pytest.mark.slow
 def test_ablate_after_a_larger_run_compares_the_same_episodes(workdir):
     """The full method's folder may hold more samples (an earlier, longer run); the table
     compares every variant on the episodes they all finished."""
@@ -95,6 +99,7 @@ def samples(run_dir):
     return [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_scores(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"

@@ -108,6 +108,7 @@ def test_grid_of_an_unwritable_run_folder(finished_run, monkeypatch, code, cause
     assert cause in line and "grid.png" in line and "copy the run folder" in line
 
 
+@pytest.mark.slow
 def test_disk_full_mid_run_keeps_finished_samples(workdir, monkeypatch):
     real_write = records.SampleWriter.write
     calls = []
@@ -214,6 +215,7 @@ NO_HUB = "http://127.0.0.1:9"  # nothing listens: the hub cannot be reached, at 
 RUN_SD15 = ["run", "task=fgseg", "data=demo", "limit=1", "sampler.steps=2", "sampler.resolution=64"]
 
 
+@pytest.mark.slow
 def test_hub_unreachable_and_nothing_cached(tmp_path):
     done = cli(RUN_SD15, tmp_path, HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=NO_HUB)
     assert done.returncode == 2, done.stderr
@@ -225,6 +227,7 @@ def test_hub_unreachable_and_nothing_cached(tmp_path):
         assert way_out in lines[0]
 
 
+@pytest.mark.slow
 def test_hub_unreachable_but_cached_still_loads(tmp_path):
     from tests.test_models import save_tiny_pipeline
 
@@ -287,9 +290,9 @@ def test_validate_rejects_what_run_rejects(workdir, command, args, needle):
 
 
 def test_validate_builds_the_protocol_without_the_model(workdir, monkeypatch):
-    import sdvicl_bench.sampler.models as models
+    import sdvicl_bench.sampler.backbones.sd15 as sd15
 
-    monkeypatch.setattr(models, "build_tiny", lambda *a, **k: pytest.fail("model built"))
+    monkeypatch.setattr(sd15, "build_tiny", lambda *a, **k: pytest.fail("model built"))
     result = runner.invoke(app, ["validate", "task=semseg", "debug=smoke"])
     assert result.exit_code == 0, result.output
     assert (workdir / "data" / "demo" / "cityscapes").is_dir()  # the protocol wrote demo data
@@ -379,6 +382,7 @@ def _remount(where: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True)
 
 
+@pytest.mark.slow
 def test_full_and_read_only_tmpfs_for_real(tmp_path, tmpfs):
     """A real ENOSPC and a real EROFS mid-run: one line, exit 2, finished samples kept, and a
     rerun after the disk is fixed completes to the records of an uninterrupted run."""

@@ -34,6 +34,7 @@ def run_dir_of(result) -> str:
     return result.output.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_run_writes_a_run_folder_whose_scores_recompute(workdir):
     result = invoke("run", *SMOKE, "--quiet")
     assert result.exit_code == 0, result.output
@@ -54,6 +55,7 @@ def test_run_writes_a_run_folder_whose_scores_recompute(workdir):
     assert results["key"] in run_dir.name
 
 
+@pytest.mark.slow
 def test_resume_extend_and_torn_line(workdir):
     first = invoke("run", *SMOKE, "--quiet")
     run_dir = workdir / run_dir_of(first)
@@ -71,6 +73,7 @@ def test_resume_extend_and_torn_line(workdir):
     assert run_dir_of(other) != run_dir_of(first)  # a changed config gets a new folder
 
 
+@pytest.mark.slow
 def test_frozen_episodes_are_reused(workdir):
     first = workdir / run_dir_of(invoke("run", *SMOKE, "--quiet"))
     frozen = first / "episodes.jsonl"
@@ -115,6 +118,7 @@ def test_unreachable_model_is_one_line_exit_2(workdir, monkeypatch):
     assert "no-org/no-model" in result.output and "model.path" in result.output
 
 
+@pytest.mark.slow
 def test_corrupt_image_is_one_line_exit_2(workdir):
     from sdvicl_bench.data.demo import make_demo_voc
 
@@ -125,6 +129,7 @@ def test_corrupt_image_is_one_line_exit_2(workdir):
     assert result.exit_code == 2 and "not a readable image" in result.output
 
 
+@pytest.mark.slow
 def test_validate_and_ls(workdir):
     result = invoke("validate", "task=fgseg", "prompts=5", "model=tiny")
     assert result.exit_code == 0 and "prompts: 5" in result.output and "name: tiny" in result.output
@@ -132,6 +137,7 @@ def test_validate_and_ls(workdir):
     assert listing.exit_code == 0 and "fgseg" in listing.output and "sd15-random" in listing.output
 
 
+@pytest.mark.slow
 def test_missing_mask_file_is_one_line_exit_2(workdir):
     from sdvicl_bench.data.demo import make_demo_voc
 

@@ -52,6 +52,7 @@ def _split_ids(root: Path, split: str) -> list[str]:
     return (root / "ImageSets/Main" / f"{split}.txt").read_text().split()
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes(demo_root: Path, tmp_path: Path) -> None:
     again = make_demo_voc(tmp_path / "voc", seed=0)
     a, b = _files(demo_root), _files(again)
@@ -59,6 +60,7 @@ def test_same_seed_same_bytes(demo_root: Path, tmp_path: Path) -> None:
     assert all(a[k] == b[k] for k in a)
 
 
+@pytest.mark.slow
 def test_other_seed_other_images(demo_root: Path, tmp_path: Path) -> None:
     other = make_demo_voc(tmp_path / "voc", seed=1)
     name = "JPEGImages/demo_000001.jpg"

@@ -50,6 +50,7 @@ def test_float32_matches_naive_reference(ensemble, n, tau, beta):
 
 
 @pytest.mark.parametrize("ensemble", ["iwpe", "mean"])
+@pytest.mark.slow
 def test_several_key_blocks_and_sd_head_width(ensemble):
     # 3 prompts x 40 keys cross many 16-key tiles; d = 40 is SD1.5's 64x64 head width.
     q, k, v = attention_inputs(3, nq=50, nk=40, d=40, seed=7)
@@ -98,6 +99,7 @@ def test_rejects_bad_inputs():
         fused.fused_vicl_attention(q, k.double(), v, num_prompts=2)
 
 
+@pytest.mark.slow
 def test_torch_op_registration_passes_opcheck():
     q, k, v = (t.to(DEVICE) for t in attention_inputs(2, nq=16, nk=8, d=8))
     torch.library.opcheck(fused._vicl_attention_op, (q, k, v, 2, 0.4, 1.67, "iwpe"))
@@ -181,6 +183,7 @@ def test_resolve_kernel(monkeypatch):
         resolve_kernel("triton", cuda)
 
 
+@pytest.mark.slow
 def test_sampler_with_fused_kernel_equals_torch_kernel(tiny, monkeypatch):
     calls = []
     real = fused.fused_vicl_attention
@@ -204,6 +207,7 @@ def test_sampler_with_fused_kernel_equals_torch_kernel(tiny, monkeypatch):
     assert attention.VICLController(AttentionConfig()).kernel == "torch"
 
 
+@pytest.mark.slow
 def test_compiles_for_a100_l40_h100_without_register_spills(tmp_path):
     # Triton's real compiler and bundled ptxas, no GPU needed (scripts/kernel_report.py).
     script = Path(__file__).resolve().parents[1] / "scripts" / "kernel_report.py"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from sdvicl_bench.cli import app
 from sdvicl_bench.report.grids import GAP
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI end to end
 runner = CliRunner()
 
 

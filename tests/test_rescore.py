@@ -55,6 +55,7 @@ def lines(path: Path) -> list[dict]:
     ],
     ids=["fgseg", "keypoints", "semseg", "edges-bsds500"],
 )
+@pytest.mark.slow
 def test_rescore_reproduces_a_finished_run(workdir, args):
     run_dir = run(*args)
     before = read(run_dir / "results.json")
@@ -71,6 +72,7 @@ def test_rescore_reproduces_a_finished_run(workdir, args):
     assert (run_dir / "grid.png").is_file()
 
 
+@pytest.mark.slow
 def test_rescore_brings_back_what_an_older_version_lacked(workdir):
     run_dir = run("task=fgseg", "limit=4")
     want = read(run_dir / "results.json")
@@ -99,6 +101,7 @@ def test_rescore_brings_back_what_an_older_version_lacked(workdir):
     assert all("counts" in s for s in lines(run_dir / "samples.jsonl"))
 
 
+@pytest.mark.slow
 def test_rescore_of_a_run_with_a_missing_picture_is_one_line_exit_2(workdir):
     run_dir = run("task=fgseg", "limit=4")
     samples = lines(run_dir / "samples.jsonl")
@@ -115,6 +118,7 @@ def test_rescore_of_a_run_with_a_missing_picture_is_one_line_exit_2(workdir):
     assert not list(run_dir.glob("results.*.json"))
 
 
+@pytest.mark.slow
 def test_rescore_waits_for_no_run_one_line_exit_2(workdir):
     run_dir = run("task=fgseg", "limit=2")
     with SampleLock(run_dir / "samples.jsonl"):
@@ -130,6 +134,7 @@ def test_rescore_of_a_folder_that_is_no_run_is_one_line_exit_2(workdir):
     assert result.exit_code == 2 and "not a run folder" in result.output
 
 
+@pytest.mark.slow
 def test_rescore_keeps_each_old_results_and_shard_files(workdir):
     run_dir = run("task=fgseg", "limit=4")
     # a shard file next to samples.jsonl (a partial torchrun or SLURM run, not merged)

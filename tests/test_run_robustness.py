@@ -87,6 +87,7 @@ def test_mend_sets_a_torn_last_line_aside(tmp_path):
     assert mend_samples(path) == 0
 
 
+@pytest.mark.slow
 def test_damaged_lines_in_the_middle_are_set_aside_and_redone(workdir):
     first = invoke("run", *SMOKE, "limit=6", "--quiet")
     assert first.exit_code == 0, first.output
@@ -119,6 +120,7 @@ def test_damaged_lines_in_the_middle_are_set_aside_and_redone(workdir):
 # ------------------------------------------------------------------ locks
 
 
+@pytest.mark.slow
 def test_the_same_command_twice_at_once_samples_each_episode_once(tmp_path):
     cmd = [*RUN, "limit=60", "--quiet"]
     procs = [
@@ -139,6 +141,7 @@ def test_the_same_command_twice_at_once_samples_each_episode_once(tmp_path):
     assert not lock_path(run_dir / "samples.jsonl").exists()  # released
 
 
+@pytest.mark.slow
 def test_a_held_sample_file_stops_a_second_run_in_one_line(workdir):
     first = invoke("run", *SMOKE, "limit=1", "--quiet")
     run_dir = run_dir_of(first)
@@ -152,6 +155,7 @@ def test_a_held_sample_file_stops_a_second_run_in_one_line(workdir):
     assert sharded.exit_code == 0, sharded.output
 
 
+@pytest.mark.slow
 def test_a_stale_lock_of_a_killed_process_does_not_block(workdir):
     first = invoke("run", *SMOKE, "limit=1", "--quiet")
     samples = run_dir_of(first) / "samples.jsonl"
@@ -175,6 +179,7 @@ def test_a_stale_lock_of_a_killed_process_does_not_block(workdir):
 # ------------------------------------------------------------------ results of the folder
 
 
+@pytest.mark.slow
 def test_smaller_limit_rerun_still_describes_every_sample(workdir):
     first = invoke("run", *SMOKE, "limit=3", "--quiet")
     run_dir = run_dir_of(first)
@@ -194,6 +199,7 @@ def test_smaller_limit_rerun_still_describes_every_sample(workdir):
     assert "Resuming" not in quiet.output
 
 
+@pytest.mark.slow
 def test_resumed_run_says_so(workdir):
     first = invoke("run", *SMOKE, "--quiet")
     extended = invoke("run", *SMOKE, "limit=3")
@@ -202,6 +208,7 @@ def test_resumed_run_says_so(workdir):
     assert [x for x in nonblank(extended.output) if x.startswith("Resuming")] == [expected]
 
 
+@pytest.mark.slow
 def test_merge_redraws_the_grid_and_clears_the_shard(workdir):
     folders = []
     for i in (0, 1):
@@ -224,6 +231,7 @@ def test_merge_redraws_the_grid_and_clears_the_shard(workdir):
 # ------------------------------------------------------------------ missing pictures
 
 
+@pytest.mark.slow
 def test_missing_pictures_are_named_by_grid_and_rerun(workdir):
     first = invoke("run", *SMOKE, "--quiet")
     run_dir = run_dir_of(first)
@@ -242,6 +250,7 @@ def test_missing_pictures_are_named_by_grid_and_rerun(workdir):
 # ------------------------------------------------------------------ SIGTERM
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_samples_and_exits_in_one_line(tmp_path):
     proc = subprocess.Popen(
         [*RUN, "limit=200", "--quiet"],
@@ -276,6 +285,7 @@ def test_empty_prompts_in_an_episodes_file_is_one_line_exit_2(workdir):
     assert line.startswith("error:") and f"{frozen}:2" in line and "prompts" in line
 
 
+@pytest.mark.slow
 def test_grid_of_a_run_folder_without_samples_is_one_line_exit_2(workdir):
     first = invoke("run", *SMOKE, "limit=1", "--quiet")
     empty = workdir / "empty-run"

@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from sdvicl_bench.cli import app
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI end to end
 runner = CliRunner()
 ARGS = ["task=fgseg", "debug=smoke", "limit=6", "--quiet"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -92,12 +92,14 @@ def _iou(results: dict, baseline: str | None = None) -> float:
 # ----------------------------------------------------------------------------- guards
 
 
+@pytest.mark.slow
 def test_fgseg_sdvicl_beats_every_prompt_free_answer(guard_run):
     full = guard_run("fgseg", 1)
     best_baseline = max(_iou(full, b) for b in ("black", "copy_b", "all_objects"))
     assert _iou(full) - best_baseline >= MARGIN_FGSEG
 
 
+@pytest.mark.slow
 def test_fgseg_broken_mechanism_loses_most_of_the_margin(guard_run):
     full = guard_run("fgseg", 1)
     best_baseline = max(_iou(full, b) for b in ("black", "copy_b", "all_objects"))
@@ -107,11 +109,13 @@ def test_fgseg_broken_mechanism_loses_most_of_the_margin(guard_run):
         assert lost >= LOST * margin, broken
 
 
+@pytest.mark.slow
 def test_fgseg_three_prompts_do_at_least_as_well_as_one(guard_run):
     one, three = guard_run("fgseg", 1), guard_run("fgseg", 3)
     assert _iou(three) >= _iou(one) - 0.03  # measured: n=1 0.719, n=3 0.731 (20 steps)
 
 
+@pytest.mark.slow
 def test_det_sdvicl_beats_copy_of_b_and_needs_the_mechanism(guard_run):
     full = guard_run("det", 1)
     best_baseline = max(_iou(full, b) for b in ("black", "copy_b"))
@@ -177,6 +181,7 @@ def test_missing_weights_are_one_line_exit_2(tmp_path, monkeypatch):
     assert "missing" in line and "make toy-model" in line
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_on_cpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     outs = []
@@ -194,6 +199,7 @@ def test_same_seed_same_bytes_on_cpu(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_training_smoke_lowers_the_loss_and_loads(tmp_path):
     from sdvicl_bench.toy.train import TrainConfig, train
 

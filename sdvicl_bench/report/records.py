@@ -232,3 +232,29 @@ class SampleWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def all_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> list[dict]:
+    """Every finished sample of the folder, one per id: in frozen episode order, then any
+    others (ids not in `episodes`) sorted."""
+    by_id = {s["id"]: s for s in read_run_samples(run_dir)}
+    order = [e.id for e in episodes if e.id in by_id]
+    order += sorted(set(by_id) - set(order))
+    return [by_id[i] for i in order]
+
+
+def merge_samples(run_dir: Path, episodes: list[EpisodeSpec]) -> int:
+    """Fold the shard files (and any copies from other folders) into samples.jsonl, in
+    episode order, one record per episode id; then move the shard files to shards/.
+
+    Damaged lines of the folded files are set aside first (`records.mend_samples`); returns
+    how many. The caller owns every sample file of the folder (its locks, or the barrier
+    after which no rank writes).
+    """
+    damaged = sum(mend_samples(path) for path in sample_files(run_dir))
+    write_samples(run_dir / "samples.jsonl", all_samples(run_dir, episodes))
+    shards = run_dir / "shards"  # kept for the record: which process ran which episode
+    for path in run_dir.glob("samples.shard*.jsonl"):
+        shards.mkdir(exist_ok=True)
+        path.replace(shards / path.name)
+    return damaged

@@ -100,6 +100,7 @@ _IGNORED_LEAVES = ("output_dir", "save_pictures", "experiment", "shard", "limit"
 _IGNORED_SUFFIXES = (
     "device",
     "batch_episodes",
+    "row_budget",
     "batch_size",
     "cache_dir",
     "chunk_size",

@@ -1,0 +1,61 @@
+"""The run summary printed after `run`, `merge` and `rescore`: ours and the baselines.
+
+One rich table per run: each metric's mean (scaled as the task YAML says), its 95%
+bootstrap interval where the metric is per-sample, the mean of folds where the task has
+folds; then the note (random or toy weights), the run folder and the picture grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdvicl_bench.report.tables import count_phrase
+
+
+def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:
+    """A table of ours and the baselines, with n and the 95% interval; where the files are.
+
+    Per metric: the mean (scaled as the task YAML says), its 95% bootstrap interval where the
+    metric is per-sample, and the mean of folds where the task has folds. The title gives the
+    episode count, per fold where the run has folds (`count_phrase`).
+    """
+    specs = results["config"]["task"].get("metrics") or {}
+    rows = [("SD-VICL", results["metrics"])] + [
+        (f"baseline: {k}", v) for k, v in results["baselines"].items()
+    ]
+    table = Table(title=f"{results['task']} (v{results['task_version']}), {count_phrase(results)}")
+    table.add_column("method")
+    columns = []
+    for metric in results["metrics"]:
+        spec = specs.get(metric) or {}
+        arrow = "↑" if spec.get("higher_is_better", True) else "↓"
+        has_ci = "low" in results["metrics"][metric]["overall"]
+        folds = results["metrics"][metric].get("mean_of_folds", float("nan"))
+        has_folds = folds == folds
+        table.add_column(f"{metric} {arrow}", justify="right")
+        if has_ci:
+            table.add_column("95% CI", justify="right")
+        if has_folds:
+            table.add_column("mean of folds", justify="right")
+        columns.append((metric, float(spec.get("scale", 1)), has_ci, has_folds))
+    for name, block in rows:
+        cells = [name]
+        for metric, scale, has_ci, has_folds in columns:
+            o = block[metric]["overall"]
+            cells.append("n/a" if o["mean"] != o["mean"] else f"{scale * o['mean']:.4g}")
+            if has_ci:
+                ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
+                cells.append(ci)
+            if has_folds:
+                cells.append(f"{scale * block[metric]['mean_of_folds']:.4g}")
+        table.add_row(*cells)
+    console.print(table)
+    if results["note"]:
+        console.print(f"[bold yellow]Note:[/] {results['note']}")
+    console.print(f"Run folder: {run_dir}")
+    if (run_dir / "grid.png").exists():
+        console.print(f"Pictures: {run_dir / 'grid.png'} (A | B | C | prediction | decoded | GT)")

@@ -1,0 +1,82 @@
+"""`sdvicl-bench merge`: the shards of one run (a SLURM array's folders) folded into one.
+
+The sample files of every folder are claimed first (a shard still running stops the merge
+in one line); records are folded one per episode id in frozen order (`records.merge_samples`),
+pictures copied, and results.json and the grid written anew over every sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from sdvicl_bench import evaluate
+from sdvicl_bench.errors import DataError
+from sdvicl_bench.report.lock import SampleLock
+from sdvicl_bench.report.records import (
+    all_samples,
+    merge_samples,
+    read_episodes,
+    sample_files,
+    write_json,
+)
+from sdvicl_bench.report.summary import print_summary
+
+
+def merge(
+    run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
+) -> evaluate.RunOutcome:
+    """Merge run folders of one key (shards of a SLURM array) into the first; results.json and
+    grid.png anew, describing every sample, with config.shard null.
+
+    Every sample file of the folders is claimed first (a shard still running there stops
+    the merge with a one-line DataError).
+    """
+    console = console or Console(stderr=True)
+    infos = []
+    for d in run_dirs:
+        if not (d / "run.json").is_file():
+            raise DataError(
+                f"{d} is not a run folder (no run.json). "
+                "Fix: pass folders under results/runs/<task>/."
+            )
+        infos.append(json.loads((d / "run.json").read_text()))
+    keys = {i["key"] for i in infos}
+    if len(keys) != 1:
+        raise DataError(
+            f"Run folders of different runs (keys {', '.join(sorted(keys))}). "
+            "Fix: merge shards of one run only."
+        )
+    target = run_dirs[0]
+    others = list({d.resolve(): d for d in run_dirs[1:] if d.resolve() != target.resolve()})
+    claimed = [target / "samples.jsonl", *sample_files(target)]
+    claimed += [path for other in others for path in sample_files(other)]
+    with contextlib.ExitStack() as claims:
+        for path in dict.fromkeys(claimed):
+            claims.enter_context(SampleLock(path))
+        for other in others:
+            for path in sample_files(other):
+                shutil.copyfile(path, target / f"{path.stem}.from-{other.name}.jsonl")
+            for pic in (other / "pictures").glob("*"):
+                if not (target / "pictures" / pic.name).exists():
+                    shutil.copyfile(pic, target / "pictures" / pic.name)
+        cfg, protocol = evaluate.protocol_of(target)
+        cfg = replace(cfg, shard=None)  # the merged folder is the whole run
+        episodes = read_episodes(target / "episodes.jsonl")
+        evaluate._report_damaged(merge_samples(target, episodes), target, console)
+        for path in target.glob("samples*.from-*.jsonl"):
+            path.unlink()
+        samples = all_samples(target, episodes)
+        key = infos[0]["key"]
+        results = evaluate._results(cfg, protocol, key, samples, 0.0, 0, run_dir=target)
+        write_json(target / "results.json", results)
+        if cfg.save_pictures and samples:
+            evaluate.write_grid(protocol, target, console=console)
+    if not quiet:
+        print_summary(results, target, console)
+    return evaluate.RunOutcome(target, results, True, 0)
