@@ -105,8 +105,6 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sdvicl_bench.protocols.registry import config_dirs
-
     overrides = [_prepare(o) for o in overrides]
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -116,14 +114,20 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         key = o.key_or_group
         if key in GROUPS and o.value_type is not None and isinstance(o.value(), str):
             _check_choice(key, o.value())
-    extra = config_dirs()
-    search = [f"hydra.searchpath=[{','.join(d.as_uri() for d in extra)}]"] if extra else []
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = hydra_compose("config", overrides=search + overrides)
+            cfg = hydra_compose("config", overrides=_search_path() + overrides)
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain_override_error(err, parsed)) from None
+
+
+def _search_path() -> list[str]:
+    """The Hydra override that adds `$SDVICL_CONFIG_PATH`'s folders after conf/ (or none)."""
+    from sdvicl_bench.protocols.registry import config_dirs
+
+    extra = config_dirs()
+    return [f"hydra.searchpath=[{','.join(d.as_uri() for d in extra)}]"] if extra else []
 
 
 def _prepare(override: str) -> str:
@@ -196,7 +200,8 @@ def _explain_override_error(err: Exception, parsed) -> str:
     groups_only = [o.input_line for o in parsed if o.key_or_group in GROUPS]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            base = OmegaConf.to_container(hydra_compose("config", overrides=groups_only))
+            composed = hydra_compose("config", overrides=_search_path() + groups_only)
+            base = OmegaConf.to_container(composed)
     except Exception:
         return f"Bad override: {_first_line(err)}."
     for o in parsed:

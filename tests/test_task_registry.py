@@ -111,6 +111,8 @@ def test_a_task_yaml_in_the_config_path_is_a_choice(workdir):
     assert "fgseg_inverted" in choices("task")
     line = one_line_error("validate", "task=fgseg_invertd", "data=demo")
     assert "Did you mean 'task=fgseg_inverted'?" in line
+    line = one_line_error("validate", "task=fgseg_inverted", "task.foldz=[0]", "data=demo")
+    assert "Unknown config key 'task.foldz'" in line and "Did you mean 'task.folds'?" in line
 
 
 @pytest.mark.slow
