@@ -40,7 +40,13 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
     sys.path.insert(0, str(ROOT))
 
 from sdvicl_bench.config import SamplerConfig  # noqa: E402
-from sdvicl_bench.sampler.models import build_tiny  # noqa: E402
+from sdvicl_bench.sampler.models import (  # noqa: E402
+    build_sd15_random,
+    build_tiny,
+    place_model,
+    resolve_device,
+    resolve_dtype,
+)
 from sdvicl_bench.sampler.pipeline import Episode, Sampler  # noqa: E402
 
 
@@ -93,8 +99,12 @@ def run_together(model, configs, episodes) -> tuple[list, int, int]:
 
 
 def timed(fn, *args) -> tuple[float, tuple]:
+    """Wall time of fn(*args) (CUDA work finished on both ends) and its result."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     out = fn(*args)
+    sync()
     return time.perf_counter() - start, out
 
 
@@ -173,6 +183,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="torch CPU threads (1: steady timings on a shared 2-core machine)",
     )
+    p.add_argument(
+        "--model",
+        choices=["tiny", "sd15-random"],
+        default="tiny",
+        help="tiny (CPU ratios) or sd15-random (the full SD1.5 U-Net, random weights; GPU)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--resolution", type=int, default=64, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="output JSON path")
@@ -183,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     diffusers_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
-    model = build_tiny(seed=args.seed)
+    build = build_tiny if args.model == "tiny" else build_sd15_random
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    model = place_model(build(seed=args.seed), device, dtype)
     base = SamplerConfig(steps=args.steps, resolution=args.resolution, batch_episodes=1)
     table = ablations(base)
 
@@ -215,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 "torch": torch.__version__,
             },
             "settings": {
-                "model": "tiny",
-                "device": "cpu",
-                "dtype": "float32",
+                "model": args.model,
+                "device": str(device)
+                + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+                "dtype": str(dtype).removeprefix("torch."),
                 "steps": args.steps,
                 "episodes": args.episodes,
                 "resolution": args.resolution,

@@ -11,8 +11,10 @@
 #   1. eager: torch kernel vs fused Triton kernel at n = 1 and 5 (latency, K = 4 batched),
 #      their one-step agreement and the one-layer attention check (memory, time, error);
 #   2. compiled: the fused sampler under torch.compile at n = 5, cut off by COMPILE_LIMIT_S
-#      (its rows land in gpu-compile.partial.json as they finish).
-# About 4 + 4 minutes on one H100. A summary table is printed last.
+#      (its rows land in gpu-compile.partial.json as they finish);
+#   3. variant batching (scripts/bench_variants.py, 512 px, 20 steps): an ablation's
+#      variants alone vs sharing A, B, C rows, n = 1 and 5, V = 2 and 4 (gpu-variants.json).
+# About 4 + 4 + 3 minutes on one H100 (phase 3 not yet timed). A summary table is printed last.
 # Dry run on CPU: MODEL=tiny DEVICE=cpu TRITON_INTERPRET=1 bash scripts/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-results/bench}
@@ -55,7 +57,10 @@ timeout --signal=INT "$COMPILE_LIMIT_S" "${BENCH[@]}" --prompts 5 --compile-prom
   --variants compile-fused --repeats 1 --batch 4 --json "$OUT/gpu-compile.json" 2>&1 \
   | tee "$OUT/gpu-compile.log"
 compile_rc=${PIPESTATUS[0]}
-echo "phase exit codes: eager $eager_rc, compiled $compile_rc (124 or 130: cut off at ${COMPILE_LIMIT_S} s)"
+"$PY" scripts/bench_variants.py --model "$MODEL" --device "$DEVICE" --resolution 512 \
+  --steps 20 --repeats 1 --json "$OUT/gpu-variants.json" 2>&1 | tee "$OUT/gpu-variants.log"
+variants_rc=${PIPESTATUS[0]}
+echo "phase exit codes: eager $eager_rc, compiled $compile_rc (124 or 130: cut off at ${COMPILE_LIMIT_S} s), variants $variants_rc"
 "$PY" scripts/bench_summary.py "$OUT"/gpu-eager.json "$OUT"/gpu-eager.partial.json \
   "$OUT"/gpu-compile.json "$OUT"/gpu-compile.partial.json
 [ "$eager_rc" -eq 0 ]
