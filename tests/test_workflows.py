@@ -5,6 +5,11 @@ U-Net pass counts."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +35,18 @@ def workdir(tmp_path, monkeypatch):
 def samples_of(run_dir: Path) -> dict[str, dict]:
     lines = (run_dir / "samples.jsonl").read_text().splitlines()
     return {r["id"]: r for r in map(json.loads, lines)}
+
+
+def complete_records(run_dir: Path) -> dict[str, dict]:
+    """The records of whole lines (a SIGKILL may leave the last one torn)."""
+    out = {}
+    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        out[record["id"]] = record
+    return out
 
 
 def test_split_sweeps_and_grid_order():
@@ -183,3 +200,39 @@ def test_estimates_follow_the_pass_counts():
     assert hours["separate"] == pytest.approx(2 * 13 * per_row)
     qkv = estimate(jobs_of("ablation_qkv", experiments()["ablation_qkv"]), load_config)
     assert qkv["shared"] / qkv["separate"] == pytest.approx(11 / 20)  # the issue's 11 vs 20
+
+
+@pytest.mark.slow
+def test_a_really_killed_sweep_resumes_without_redoing_any_variant(tmp_path):
+    """SIGKILL mid-sweep (no cleanup at all); the rerun finishes every variant's folder, each
+    episode recorded once, and the records written before the kill are kept as they were."""
+    command = [
+        sys.executable, "-m", "sdvicl_bench", "sweep", *SMOKE, "limit=10",
+        "sampler.attention.temperature=0.2,0.8", "--quiet",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline, done = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None:
+        files = sorted(tmp_path.glob("results/runs/fgseg/*/samples.jsonl"))
+        done = [len(f.read_text().splitlines()) for f in files]
+        if len(done) == 2 and min(done) >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    assert len(done) == 2 and min(done) >= 3 and max(done) < 10, "finished before the kill"
+    runs = sorted((tmp_path / "results" / "runs" / "fgseg").iterdir())
+    before = [complete_records(r) for r in runs]  # a line torn by the kill is not one
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    for run_dir, old in zip(runs, before, strict=True):
+        lines = (run_dir / "samples.jsonl").read_text().splitlines()
+        records = samples_of(run_dir)
+        assert len(lines) == len(records) == 10  # every episode once
+        assert all(records[i] == old[i] for i in old)  # finished records untouched
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["n"] == 10 and results["timing"]["new_samples"] == 10 - len(old)
