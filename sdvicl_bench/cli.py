@@ -232,45 +232,12 @@ def _first_line(err: Exception) -> str:
 
 
 def load_config(overrides: list[str]) -> RunConfig:
-    """Compose + type-check + `check_setup`: the RunConfig `run` executes."""
+    """Compose + type-check + `preflight.check_setup`: the RunConfig `run` executes."""
+    from sdvicl_bench.preflight import check_setup
+
     cfg = from_dict(RunConfig, compose(overrides))
     check_setup(cfg)
     return cfg
-
-
-def check_setup(cfg: RunConfig) -> None:
-    """What `run` needs of this process, checked before any work: a valid `shard`, a device
-    torch can use here (`model.device`), an existing `model.path` folder."""
-    from sdvicl_bench import sharding
-    from sdvicl_bench.sampler.backbones.registry import check_layer_selectors
-    from sdvicl_bench.sampler.models import get_backbone, missing_folder_error, resolve_device
-
-    sharding.resolve_shard(cfg.shard)
-    resolve_device(cfg.model.device)
-    check_layer_selectors(cfg.model, cfg.sampler.attention.layers)
-    path = cfg.model.path
-    loads_folder = get_backbone(cfg.model.name).kind != "random"
-    if loads_folder and path and not Path(path).expanduser().is_dir():
-        raise missing_folder_error(path)
-
-
-def check_inputs(cfg: RunConfig) -> str | None:
-    """What `run` checks before its first episode, short of loading the model: a frozen
-    episodes file, then the task's protocol (dataset root and files it opens first; data=demo
-    writes the demo data). Returns a note instead when the real dataset is not there (or
-    comes from the hub), so its files were not checked."""
-    from sdvicl_bench.protocols import make_protocol
-    from sdvicl_bench.report.records import read_episodes
-
-    if isinstance(cfg.episodes, str):
-        read_episodes(Path(cfg.episodes))
-    if cfg.task.options.get("source") == "hub":
-        return "the hub dataset is not checked here (run downloads it)."
-    root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
-    if cfg.data.name == "real" and not root.exists():
-        return f"{root} not found, so the data was not checked (run needs it; or use data=demo)."
-    make_protocol(cfg)
-    return None
 
 
 # ----------------------------------------------------------------------------- commands
@@ -310,8 +277,10 @@ def validate(overrides: Overrides = None) -> None:
     """Check a config as `run` would, short of sampling; print it resolved. Runs nothing."""
     import yaml
 
+    from sdvicl_bench import preflight
+
     cfg = load_config(overrides or [])
-    note = check_inputs(cfg)
+    note = preflight.check_inputs(cfg)
     typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True).rstrip())
     if cfg.prompts is not None and cfg.prompts != cfg.task.prompts:
         typer.echo(
