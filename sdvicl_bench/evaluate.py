@@ -228,59 +228,70 @@ def run_many(
 
 
 def _run_joint(cfgs: list[RunConfig], quiet: bool, console: Console) -> list[RunOutcome]:
-    """`run` for configs that share A, B and C rows: one folder each, one sampling pass."""
-    with _sigterm_interrupts(), contextlib.ExitStack() as claims:
+    """`run` for configs that share A, B and C rows: one folder each, one sampling pass.
+
+    Every folder's sample file is claimed until its results.json is written; a folder this
+    call created is removed again (after the claims are released) when the pass fails before
+    writing any sample to it.
+    """
+    with _sigterm_interrupts():
         protocol = make_protocol(cfgs[0])
         episodes = protocol.episodes()
         shard = sharding.resolve_shard(cfgs[0].shard)
-        opened = []
+        opened: list[tuple[RunConfig, str, Path, bool]] = []
         try:
-            for cfg in cfgs:
-                key = _key_of(cfg, protocol, episodes)
-                run_dir, resumed, claim = _open_run_dir(cfg, key, episodes, shard)
-                claims.enter_context(claim)
-                opened.append((cfg, key, run_dir, resumed))
-            todos = [
-                _pending(cfg, protocol, episodes, shard, run_dir, resumed, quiet, console)
-                for cfg, _, run_dir, resumed in opened
-            ]
-            needed = {e.id for todo in todos for e in todo}
-            union = [e for e in episodes if e.id in needed]
-            started = time.perf_counter()
-            unet_calls = 0
-            if union:
-                model = load_model(cfgs[0].model)
-                sampler = Sampler(model, cfgs[0].sampler)
-                writes = [
-                    (cfg, run_dir / shard.samples_name, {e.id for e in todo})
-                    for (cfg, _, run_dir, _), todo in zip(opened, todos, strict=True)
-                ]
-                device = _device_name(model.device)
-                _run_episodes(protocol, sampler, union, writes, device, quiet, console)
-                unet_calls = sampler.unet_calls
-            elapsed = time.perf_counter() - started
+            with contextlib.ExitStack() as claims:
+                for cfg in cfgs:
+                    key = _key_of(cfg, protocol, episodes)
+                    run_dir, resumed, claim = _open_run_dir(cfg, key, episodes, shard)
+                    claims.enter_context(claim)
+                    opened.append((cfg, key, run_dir, resumed))
+                return _run_joint_claimed(protocol, episodes, shard, opened, quiet, console)
         except BaseException:
             for cfg, _, run_dir, resumed in opened:
                 if not resumed:
                     _remove_if_empty(run_dir, Path(cfg.output_dir), cfg.task.name)
             raise
-        return [
-            _conclude(
-                cfg,
-                protocol,
-                key,
-                episodes,
-                shard,
-                run_dir,
-                resumed,
-                elapsed,
-                todo,
-                unet_calls,
-                quiet,
-                console,
-            )
-            for (cfg, key, run_dir, resumed), todo in zip(opened, todos, strict=True)
+
+
+def _run_joint_claimed(protocol, episodes, shard, opened, quiet, console) -> list[RunOutcome]:
+    """Steps 3 and 4 of `run` for every opened folder, with one sampling pass between."""
+    todos = [
+        _pending(cfg, protocol, episodes, shard, run_dir, resumed, quiet, console)
+        for cfg, _, run_dir, resumed in opened
+    ]
+    needed = {e.id for todo in todos for e in todo}
+    union = [e for e in episodes if e.id in needed]
+    started = time.perf_counter()
+    unet_calls = 0
+    if union:
+        cfg = opened[0][0]
+        model = load_model(cfg.model)
+        sampler = Sampler(model, cfg.sampler)
+        writes = [
+            (cfg, run_dir / shard.samples_name, {e.id for e in todo})
+            for (cfg, _, run_dir, _), todo in zip(opened, todos, strict=True)
         ]
+        _run_episodes(protocol, sampler, union, writes, _device_name(model.device), quiet, console)
+        unet_calls = sampler.unet_calls
+    elapsed = time.perf_counter() - started
+    return [
+        _conclude(
+            cfg,
+            protocol,
+            key,
+            episodes,
+            shard,
+            run_dir,
+            resumed,
+            elapsed,
+            todo,
+            unet_calls,
+            quiet,
+            console,
+        )
+        for (cfg, key, run_dir, resumed), todo in zip(opened, todos, strict=True)
+    ]
 
 
 def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]) -> str:

@@ -236,3 +236,17 @@ def test_a_really_killed_sweep_resumes_without_redoing_any_variant(tmp_path):
         assert all(records[i] == old[i] for i in old)  # finished records untouched
         results = json.loads((run_dir / "results.json").read_text())
         assert results["n"] == 10 and results["timing"]["new_samples"] == 10 - len(old)
+
+
+def test_a_shared_pass_that_fails_before_any_sample_leaves_no_folders(workdir, monkeypatch):
+    """Like `run`: a model that cannot load stops ablate in one line, and the variants'
+    folders it had just created are removed again (their claims released first)."""
+    from sdvicl_bench.errors import ModelError
+
+    def cannot_load(cfg):
+        raise ModelError("Cannot load tiny: test. Fix: none.")
+
+    monkeypatch.setattr(evaluate, "load_model", cannot_load)
+    result = runner.invoke(app, ["ablate", "component=adain", *SMOKE, "--quiet"])
+    assert result.exit_code == 2 and "Cannot load tiny: test" in result.output
+    assert list((workdir / "results" / "runs" / "fgseg").iterdir()) == []

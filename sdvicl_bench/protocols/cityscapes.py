@@ -15,7 +15,7 @@ from sdvicl_bench.config import RunConfig
 from sdvicl_bench.data.cityscapes import TRAIN_CLASSES, CityscapesDataset
 from sdvicl_bench.data.demo_cityscapes import make_demo_cityscapes
 from sdvicl_bench.protocols.episodes import QuerySet
-from sdvicl_bench.protocols.family import DatasetFamily, dataset_root
+from sdvicl_bench.protocols.family import DatasetFamily, dataset_root, split_key
 
 
 class CityscapesFamily(DatasetFamily):
@@ -29,17 +29,12 @@ class CityscapesFamily(DatasetFamily):
         self.city = CityscapesDataset(self.root)
         self.palette = str(self.options.get("palette", "official"))
 
-    @staticmethod
-    def _split(key: str) -> tuple[str, str]:
-        split, _, image_id = key.partition("/")
-        return split, image_id
-
     def image(self, key: str) -> Image.Image:
-        split, image_id = self._split(key)
+        split, image_id = split_key(key)
         return self.city.image(image_id, split)
 
     def target(self, key: str) -> np.ndarray:
-        split, image_id = self._split(key)
+        split, image_id = split_key(key)
         return self.city.train_ids(image_id, split)
 
     def query_sets(self) -> list[QuerySet]:

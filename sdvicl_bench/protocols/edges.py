@@ -20,7 +20,7 @@ from sdvicl_bench.data.pascal import VOCDataset
 from sdvicl_bench.data.voc_det import read_image_set
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.protocols.episodes import QuerySet
-from sdvicl_bench.protocols.family import DatasetFamily, dataset_root
+from sdvicl_bench.protocols.family import DatasetFamily, dataset_root, split_key
 from sdvicl_bench.tasks.edges import canny_edges
 
 
@@ -73,17 +73,12 @@ class BSDSFamily(DatasetFamily):
             root = make_demo_bsds(root / "bsds")
         self.root, self.bsds = root, BSDSDataset(root)
 
-    @staticmethod
-    def _split(key: str) -> tuple[str, str]:
-        split, _, image_id = key.partition("/")
-        return split, image_id
-
     def image(self, key: str) -> Image.Image:
-        split, image_id = self._split(key)
+        split, image_id = split_key(key)
         return self.bsds.image(image_id, split)
 
     def target(self, key: str) -> np.ndarray:
-        split, image_id = self._split(key)
+        split, image_id = split_key(key)
         return self.bsds.boundaries(image_id, split)
 
     def target_id(self, key: str) -> str:
@@ -98,5 +93,5 @@ class BSDSFamily(DatasetFamily):
         return {"source": "bsds500"}
 
     def extras(self, key: str) -> dict[str, Any]:
-        split, image_id = self._split(key)
+        split, image_id = split_key(key)
         return {"annotators": self.bsds.annotator_boundaries(image_id, split)}

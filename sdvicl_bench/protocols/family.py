@@ -89,6 +89,12 @@ class DatasetFamily(ABC):
         return {}
 
 
+def split_key(key: str) -> tuple[str, str]:
+    """A `split/image_id` key (Cityscapes, BSDS500) -> (split, image_id)."""
+    split, _, image_id = key.partition("/")
+    return split, image_id
+
+
 def dataset_root(cfg: RunConfig, make_demo: Callable[[Path], Any] | None) -> Path:
     """`data.root/<task.root_subdir>`, written by `make_demo` for data=demo; a one-line
     DataError naming the folder and the fix where it is missing."""

@@ -503,13 +503,16 @@ class VICLAttnProcessor:
             return x[:, which].transpose(1, 2).flatten(2, 3)
 
         values_b = prompts(value, layout.b)
+        keys_of: dict[str, torch.Tensor] = {}  # K of A or B, laid out once for all variants
         for row, v in modified.items():
             cfg = self.controller.configs[v]
             q_src = layout.c if cfg.qkv[0] == "C" else row
-            k_src = layout.a if cfg.qkv[1] == "A" else layout.b
+            k_name = cfg.qkv[1]
+            if k_name not in keys_of:
+                keys_of[k_name] = prompts(key, layout.a if k_name == "A" else layout.b)
             out[:, row] = self._kernel(cfg)(
                 query[:, q_src],
-                prompts(key, k_src),
+                keys_of[k_name],
                 values_b,
                 num_prompts=layout.num_prompts,
                 temperature=cfg.temperature,
@@ -532,12 +535,10 @@ def vicl_processors(unet, controller: VICLController) -> Iterator[list[str]]:
     originals come back even if the body raises.
     """
     original = dict(unet.attn_processors)
-    selected = select_layers(layer_positions(unet), controller.config.layers)
-    # The other variants' own selections (the first variant's is `selected`); their union.
-    layer_sets = [frozenset(selected)]
-    for cfg in controller.configs[1:]:
-        layer_sets.append(frozenset(select_layers(layer_positions(unet), cfg.layers)))
-    controller.layer_sets = tuple(layer_sets)
+    positions = layer_positions(unet)
+    controller.layer_sets = tuple(
+        frozenset(select_layers(positions, cfg.layers)) for cfg in controller.configs
+    )
     selected = [name for name in original if any(name in s for s in controller.layer_sets)]
     procs = {
         name: VICLAttnProcessor(controller, name) if name in selected else proc

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
+from sdvicl_bench.config import ModelConfig
 from sdvicl_bench.errors import ModelError
 from sdvicl_bench.sampler.backbones.base import (
     DiffusionModel,
@@ -38,6 +39,12 @@ def sd_parts() -> dict[str, Part]:
         "tokenizer": CLIPTokenizer.from_pretrained,
         "text_encoder": CLIPTextModel.from_pretrained,
     }
+
+
+def source_of(cfg: ModelConfig) -> tuple[str, str | None]:
+    """Where a hub backbone's weights come from: (model.path, no revision) if a folder is
+    given, else (model.hub_id, model.revision)."""
+    return (cfg.path, None) if cfg.path else (cfg.hub_id, cfg.revision)
 
 
 def load_pretrained(name: str, source: str, revision: str | None) -> DiffusionModel:

@@ -14,7 +14,7 @@ from sdvicl_bench.sampler.backbones.base import (
     DiffusionModel,
     random_model,
 )
-from sdvicl_bench.sampler.backbones.pretrained import load_pretrained
+from sdvicl_bench.sampler.backbones.pretrained import load_pretrained, source_of
 
 SD15_DOWN_BLOCKS = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
 SD15_UP_BLOCKS = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
@@ -94,7 +94,7 @@ BACKBONES = (
         name="sd15",
         kind="hub",
         resolution=512,
-        load=lambda cfg: load_sd15(cfg.path or cfg.hub_id, None if cfg.path else cfg.revision),
+        load=lambda cfg: load_sd15(*source_of(cfg)),
         unet_config=sd15_unet_config,
         summary="Stable Diffusion v1.5 (the paper's model)",
     ),

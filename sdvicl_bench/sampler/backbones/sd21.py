@@ -10,7 +10,7 @@ model (stabilityai/stable-diffusion-2-1) predicts v and is refused at load time.
 from __future__ import annotations
 
 from sdvicl_bench.sampler.backbones.base import Backbone, DiffusionModel, random_model
-from sdvicl_bench.sampler.backbones.pretrained import load_pretrained
+from sdvicl_bench.sampler.backbones.pretrained import load_pretrained, source_of
 from sdvicl_bench.sampler.backbones.sd15 import (
     SD15_DOWN_BLOCKS,
     SD15_UP_BLOCKS,
@@ -62,7 +62,7 @@ BACKBONES = (
         name="sd21",
         kind="hub",
         resolution=512,
-        load=lambda cfg: load_sd21(cfg.path or cfg.hub_id, None if cfg.path else cfg.revision),
+        load=lambda cfg: load_sd21(*source_of(cfg)),
         unet_config=sd21_unet_config,
         summary="Stable Diffusion 2.1-base (512 px, epsilon prediction)",
     ),

@@ -20,6 +20,7 @@ from sdvicl_bench.sampler.backbones.pretrained import (
     empty_prompt_ids,
     load_parts,
     sd_parts,
+    source_of,
 )
 
 SDXL_DOWN_BLOCKS = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
@@ -126,7 +127,7 @@ BACKBONES = (
         name="sdxl",
         kind="hub",
         resolution=1024,
-        load=lambda cfg: load_sdxl(cfg.path or cfg.hub_id, None if cfg.path else cfg.revision),
+        load=lambda cfg: load_sdxl(*source_of(cfg)),
         unet_config=sdxl_unet_config,
         summary="Stable Diffusion XL base 1.0 (1024 px, two text encoders)",
     ),
