@@ -2,12 +2,17 @@
 
     python scripts/toy_report.py            # every table, 64 episodes each (2 cores)
     python scripts/toy_report.py --only tasks --episodes 16
+    python scripts/toy_report.py --only tasks --seed 7   # a held-out run seed
 
 Every run goes through `evaluate.run` (the same path as `sdvicl-bench run`) on frozen
 episodes spread evenly over the task's query list (so fgseg's 64 hold 16 per fold), with
 `model=toy data=demo`. Tables: SD-VICL against the baselines for every task; fgseg at n = 1,
 3, 5; every `ablate` component on fgseg. Each cell: mean [95% bootstrap interval], x100 where
-the task's config says so. Writes Markdown to --out and prints it.
+the task's config says so. The `oracle` row (the GT picture through the prediction's path) is
+each task's ceiling, never a competitor; under every task table a verdict line says whether
+SD-VICL beats every trivial baseline on the headline metrics (`HEADLINE`): for per-episode
+metrics its interval clear of the best baseline's mean, for set-level ones a better value.
+Writes Markdown to --out and prints it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ from sdvicl_bench.report.records import write_episodes
 
 TASKS = ["fgseg", "det", "semseg", "keypoints", "edges", "colorization"]
 BASE = ["data=demo", "model=toy"]
+ORACLE = "oracle"
+"""The baseline key of the ceiling row (GT through the pipeline): shown last, never compared."""
+
+HEADLINE: dict[str, tuple[str, ...]] = {
+    "fgseg": ("iou",),
+    "det": ("iou",),
+    "semseg": ("miou",),
+    "keypoints": ("pck", "ne"),
+    "edges": ("mse",),
+    "colorization": ("mse", "fid"),
+}
+"""The metrics on which SD-VICL must beat every trivial baseline, per task."""
 
 
 def frozen_episodes(task: str, prompts: int | None, count: int, folder: Path) -> Path:
@@ -82,10 +99,52 @@ def method_rows(results: dict, label: str = "SD-VICL") -> list[str]:
         + " | ".join(cell(results["metrics"][m], s) for m, (s, _) in specs.items())
         + " |"
     ]
-    for name, block in results["baselines"].items():
+    baselines = results["baselines"]
+    for name in [*(b for b in baselines if b != ORACLE), *(b for b in baselines if b == ORACLE)]:
+        block = baselines[name]
         cells = [cell(block[m], s) if m in block else "" for m, (s, _) in specs.items()]
-        rows.append(f"| baseline: {name} | " + " | ".join(cells) + " |")
+        label = "*oracle: GT through the pipeline (ceiling)*" if name == ORACLE else name
+        rows.append(
+            f"| {'' if name == ORACLE else 'baseline: '}{label} | " + " | ".join(cells) + " |"
+        )
     return rows
+
+
+def _value(block: dict) -> tuple[float, float, float]:
+    """(mean, low, high) of a results.json metric block (low = high = mean without interval)."""
+    overall = block.get("overall", block) if isinstance(block, dict) else {"mean": block}
+    mean = float(overall.get("mean", float("nan")))
+    return mean, float(overall.get("low", mean)), float(overall.get("high", mean))
+
+
+def verdict(task: str, results: dict) -> tuple[bool, str]:
+    """Whether SD-VICL beats every trivial baseline (the oracle excluded) on the task's
+    headline metrics, and a line saying so metric by metric."""
+    specs = results["config"]["task"].get("metrics") or {}
+    parts, ok = [], True
+    for metric in HEADLINE.get(task, ()):
+        higher = (specs.get(metric) or {}).get("higher_is_better", True)
+        mean, low, high = _value(results["metrics"][metric])
+        rivals = {
+            name: _value(block[metric])[0]
+            for name, block in results["baselines"].items()
+            if name != ORACLE
+            and metric in block
+            and _value(block[metric])[0] == _value(block[metric])[0]
+        }
+        best_name = (max if higher else min)(rivals, key=rivals.get)
+        best = rivals[best_name]
+        clear = (low > best) if higher else (high < best)
+        ok &= clear
+        sign = ">" if higher else "<"
+        bound = f"{'low' if higher else 'high'} {(low if higher else high):.4g}"
+        parts.append(
+            f"{metric}: {mean:.4g} ({bound}) {sign} {best_name} {best:.4g}: "
+            + ("yes" if clear else "NO")
+        )
+    return ok, (
+        "**beats every trivial baseline**" if ok else "**does not beat every trivial baseline**"
+    ) + " (" + "; ".join(parts) + ")"
 
 
 def header(results: dict, first: str = "method") -> list[str]:
@@ -102,20 +161,28 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("results/toy/runs"))
     parser.add_argument("--model-path", help="another training's folder (default: shipped)")
     parser.add_argument("--components", nargs="*", help="ablate only these (default: all)")
+    parser.add_argument("--tasks", nargs="*", choices=TASKS, help="only these tasks (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (episodes' prompts, noise)")
     args = parser.parse_args()
+    BASE.append(f"seed={args.seed}")
     if args.model_path:
         BASE.append(f"model.path={args.model_path}")
     only = set(args.only or ["tasks", "prompts", "ablate"])
     frozen_dir = args.runs / "episodes"
-    lines = [f"Episodes per row: {args.episodes} (frozen, spread over the query list)", ""]
+    lines = [
+        f"Episodes per row: {args.episodes} (frozen, spread over the query list); seed {args.seed}",
+        "",
+    ]
     started = time.time()
 
     if "tasks" in only:
         lines += ["## SD-VICL vs baselines, every task (n = 1)", ""]
-        for task in TASKS:
+        for task in args.tasks or TASKS:
             eps = frozen_episodes(task, None, args.episodes, frozen_dir)
             res = run(task, eps, [], args.runs)
+            line = verdict(task, res)[1]
             lines += [f"### {task} (n = {res['n']})", "", *header(res), *method_rows(res), ""]
+            lines += [line, ""]
             print(f"{task}: done ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
 
     if "prompts" in only:

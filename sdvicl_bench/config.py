@@ -247,12 +247,21 @@ def to_dict(obj: Any) -> dict[str, Any]:
 TASK_OPTIONS: dict[str, dict[str, Any]] = {
     "fgseg": {"score_size": int | None},  # null: the image's size; 111: VP/UnsupPR's cell
     "det": {"score_size": int | None},
-    "keypoints": {"pck_thresholds": tuple[float, ...]},  # pck@<alpha> metrics, x max(W, H)
+    "keypoints": {
+        "pck_thresholds": tuple[float, ...],  # pck@<alpha> metrics, x max(W, H)
+        "marker_radius": float | None,  # disc radius / short side (null: 1.5%, at least 3 px)
+    },
     "semseg": {
         "palette": Literal["official", "spread"],  # tasks.semseg.PALETTES
         "miou": Literal["dataset", "per_image"],  # one confusion matrix, or mean of images'
+        "classes": tuple[int, ...] | None,  # trainIds the dataset draws (null: all 19)
     },
-    "edges": {"source": Literal["voc", "bsds500"]},
+    "edges": {
+        "source": Literal["voc", "bsds500"],
+        "target_resize": Literal["nearest", "area"],  # B to the sampler's side (pipeline.RESAMPLE)
+        "edge_width": int,  # Canny edges thickened to this many px (1: as Canny draws them)
+        "canny_thresholds": tuple[float, float] | None,  # (low, high); null: scikit-image's
+    },
     "colorization": {
         "source": Literal["folder", "hub"],
         "hub_name": str,

@@ -1,8 +1,9 @@
 """The one orchestrator: data -> episodes -> sampler -> decoder -> metrics -> run record.
 
 `run(cfg)` finds or creates the run folder by key, runs only the episodes not yet in
-samples.jsonl (so a rerun resumes and a larger `limit` extends), scores each prediction and
-the trivial baselines on the same episode, and writes results.json.
+samples.jsonl (so a rerun resumes and a larger `limit` extends), scores each prediction, the
+trivial baselines and the oracle (the task's ceiling, `protocols.oracle`) on the same
+episode, and writes results.json.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from sdvicl_bench.types import EpisodeSpec
 
 RANDOM_WEIGHTS_NOTE = (
     "model={name} has random weights: its numbers say nothing about the method. "
-    "Only the baseline rows are meaningful."
+    "Only the baseline and oracle rows are meaningful."
 )
 TOY_NOTE = (
     "model=toy is a small model (1.5 M parameters, 32 px) trained here on synthetic demo "
@@ -485,13 +486,15 @@ def _warn_missing_pictures(run_dir: Path, samples: list[dict], console: Console)
 def _warn_stale(
     protocol: TaskProtocol, run_dir: Path, samples: list[dict], console: Console
 ) -> None:
-    """One line when finished records lack a metric the protocol reports now (`_stale_samples`)."""
+    """One line when finished records lack a metric or a baseline row (the oracle) the
+    protocol reports now (`_stale_samples`)."""
     stale = _stale_samples(protocol, samples)
     if stale:
         _say(
             console,
             f"note: {len(stale)} finished sample{'s' if len(stale) > 1 else ''} of {run_dir} "
-            "predate some of this task's metrics, which leave them out (or show n/a). "
+            "predate some of this task's metrics or baseline rows (e.g. the oracle), which "
+            "leave them out (or show n/a). "
             f"Fix: sdvicl-bench rescore {run_dir}",
         )
 
@@ -701,14 +704,15 @@ def _dataset_block(value: float | dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def _stale_samples(protocol: TaskProtocol, samples: list[dict]) -> list[str]:
-    """Ids of the records that lack a metric's score or a field the protocol's set-level
-    metrics read (`record_fields`): made by an older version, their numbers show as NaN or
-    leave the mean until `sdvicl-bench rescore` recomputes them."""
+    """Ids of the records that lack a metric's score, a baseline row (e.g. the oracle) or a
+    field the protocol's set-level metrics read (`record_fields`): made by an older version,
+    their numbers show as NaN or leave the mean until `sdvicl-bench rescore` recomputes them."""
     fields = protocol.record_fields
     return [
         s["id"]
         for s in samples
         if any(m not in s.get("scores", {}) for m in protocol.metrics)
+        or any(b not in (s.get("baselines") or {}) for b in protocol.baselines)
         or any(f not in s for f in fields)
     ]
 

@@ -5,8 +5,10 @@ No model is loaded: each record's truth is rebuilt from the dataset
 (`protocol.sampler_input`, which reads dataset images only), its saved prediction picture is
 scored again (`protocol.score`), and the record is rewritten with the new scores, baselines
 and extras (its id, prompts, seed, seconds, device and picture paths kept; the GT picture
-redrawn). results.json is rebuilt by the code `run` uses (`evaluate._results`), with the
-task's current version and metric specs (conf/task/<task>.yaml); the previous one is kept as
+redrawn). A record made before the oracle row existed gains it (the GT rendered from the
+dataset and sent through the run's sampler side, `protocols.oracle`). results.json is
+rebuilt by the code `run` uses (`evaluate._results`), with the task's current version and
+metric specs (conf/task/<task>.yaml); the previous one is kept as
 `results.<timestamp>.json`. grid.png is redrawn.
 
 Every sample file of the folder is claimed first, so a run still writing there stops rescore

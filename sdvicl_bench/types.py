@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,21 @@ class EpisodeSpec:
         return cls(
             d["id"], d["query"], tuple(d["prompts"]), int(d["seed"]), dict(d.get("meta", {}))
         )
+
+
+ORACLE = "oracle"
+"""The key of the oracle row among a record's and results.json's `baselines`: the ground
+truth sent through the path a prediction takes (`protocols.oracle`). A ceiling, not a
+competitor: never the best baseline (`competitors`)."""
+
+ORACLE_LABEL = "oracle (GT through the pipeline: ceiling)"
+"""How summaries and tables name the oracle row (grid captions: "ceiling (oracle)")."""
+
+
+def competitors(baselines: Mapping[str, _V]) -> dict[str, _V]:
+    """The baselines a method competes with (a best baseline is picked among these): every
+    entry of `baselines` but the oracle, in order."""
+    return {k: v for k, v in baselines.items() if k != ORACLE}
 
 
 IGNORE_LABEL = 255

@@ -47,7 +47,7 @@ def test_semseg_dataset_miou_recomputes(workdir):
     assert results["metrics"]["miou"]["overall"]["mean"] == pytest.approx(confusion.miou(conf))
     acc = results["metrics"]["accuracy"]["overall"]["mean"]
     assert acc == pytest.approx(confusion.pixel_accuracy(conf))
-    assert set(results["baselines"]) == {"black", "copy_b"}
+    assert set(results["baselines"]) == {"black", "copy_b", "oracle"}
     assert results["baselines"]["black"]["accuracy"]["overall"]["mean"] == 0.0
 
 
@@ -69,7 +69,7 @@ def test_keypoints_scores_recompute(workdir):
         assert s["scores"]["mse"] == pytest.approx(want, nan_ok=True)
         assert s["baselines"]["black"]["pck"] in (0.0,) or np.isnan(s["baselines"]["black"]["pck"])
         assert s["group"] in {"upper", "lower", "full"}
-    assert set(results["baselines"]) == {"black", "copy_b"}
+    assert set(results["baselines"]) == {"black", "copy_b", "oracle"}
 
 
 @pytest.mark.slow
@@ -80,7 +80,7 @@ def test_edges_scores_recompute(workdir):
         pred = edges.decode(Image.open(run_dir / s["pred"]), (gt.shape[1], gt.shape[0]))
         assert s["scores"]["mse"] == pytest.approx(mse(pred, gt), rel=1e-6)
         assert s["baselines"]["black"]["mse"] == pytest.approx(float(gt.mean()), rel=1e-6)
-    assert set(results["baselines"]) == {"black", "copy_b"}
+    assert set(results["baselines"]) == {"black", "copy_b", "oracle"}
 
 
 @pytest.mark.parametrize("task", ["semseg", "keypoints", "edges"])
@@ -114,7 +114,7 @@ def test_colorization_scores_and_baselines(workdir):
         assert s["baselines"]["grey"]["mse"] == pytest.approx(
             float(((grey[..., None] - gt) ** 2).mean()), rel=0.05
         )
-    assert set(results["baselines"]) == {"black", "copy_b", "grey"}
+    assert set(results["baselines"]) == {"black", "copy_b", "grey", "oracle"}
     value = results["metrics"]["fid"]["overall"]["mean"]
     assert (value > 0) if fid else np.isnan(value)
 

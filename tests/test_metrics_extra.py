@@ -300,7 +300,7 @@ def test_fgseg_class_miou_and_fb_iou_from_saved_pictures(workdir):
         pred = fgseg.decode(Image.open(run_dir / s["pred"]), (gt.shape[1], gt.shape[0]))
         counts.append(fewshot.binary_counts(pred, gt))
         assert s["counts"]["None"] == list(counts[-1])
-        assert set(s["counts"]) == {"None", "black", "copy_b", "all_objects"}
+        assert set(s["counts"]) == {"None", "black", "copy_b", "all_objects", "oracle"}
     classes = [int(s["query"].rpartition("__")[2]) for s in samples]
     block = results["metrics"]["class_miou"]
     assert block["overall"]["mean"] == pytest.approx(fewshot.class_miou(np.array(counts), classes))

@@ -42,7 +42,7 @@ def test_det_run_scores_recompute_from_pictures(workdir):
     run_dir = workdir / out
     samples = samples_of(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
-    assert len(samples) == 3 and set(results["baselines"]) == {"black", "copy_b"}
+    assert len(samples) == 3 and set(results["baselines"]) == {"black", "copy_b", "oracle"}
     for s in samples:
         gt = fgseg.binarize(Image.open(run_dir / s["gt"]))
         ys, xs = np.nonzero(gt)  # the GT picture is one filled box

@@ -53,7 +53,7 @@ def test_one_step_equals_diffusers_ddim_eta1(steps):
 @torch.no_grad()
 def test_regenerating_with_every_z_reproduces_the_trajectory(tiny):
     sched = make_schedule(tiny.scheduler, 10)
-    x0 = tiny.encode(picture_tensor(picture(1), SIZE, nearest=False)[None]).float()
+    x0 = tiny.encode(picture_tensor(picture(1), SIZE)[None]).float()
     noise = torch.randn(10, *x0.shape, generator=torch.Generator().manual_seed(1))
     xs = sample_trajectory(x0, noise, sched)
 
@@ -76,7 +76,7 @@ def test_all_modifications_off_reproduces_c(tiny):
     )
     ep = episode()
     d = final_latents(tiny, off, [ep])[0]
-    c = tiny.encode(picture_tensor(ep.query, SIZE, nearest=False)[None])[0]
+    c = tiny.encode(picture_tensor(ep.query, SIZE)[None])[0]
     assert (d - c).abs().max() < 1e-4
 
 

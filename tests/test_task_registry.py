@@ -127,7 +127,7 @@ def test_a_task_added_as_one_yaml_and_one_decoder_runs_end_to_end(workdir):
     samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
     results = json.loads((run_dir / "results.json").read_text())
     assert len(samples) == 2 and list(results["metrics"]) == ["iou"]
-    assert list(results["baselines"]) == ["black", "copy_b", "all_objects"]
+    assert list(results["baselines"]) == ["black", "copy_b", "all_objects", "oracle"]
     for s in samples:
         gt_picture = np.asarray(Image.open(run_dir / s["gt"]).convert("RGB"))
         assert gt_picture[0, 0].tolist() == [255, 255, 255]  # background drawn white

@@ -224,7 +224,7 @@ class FLDDataset:
 # --------------------------------------------------------------------------------------
 # Demo data
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 MIN_DEMO_IMAGES = 16
 """With fewer images the test split would hold under 2 images of some clothes type."""
@@ -364,8 +364,9 @@ def _render_garment(
     noise = ndimage.gaussian_filter(rng.normal(size=(height, width)), rng.uniform(0.8, 2.0))
     image += noise[:, :, None] * (rng.uniform(8, 18) / max(noise.std(), 1e-6))
 
-    # Garment box: most of the short side, kept inside the image with a margin.
-    side = rng.uniform(0.72, 0.9) * min(width, height)
+    # Garment box: half to most of the short side, anywhere inside the image with a margin
+    # (so the prompt's landmarks are not the query's: copying B is no answer).
+    side = rng.uniform(0.5, 0.85) * min(width, height)
     box_w, box_h = side * rng.uniform(0.9, 1.05), side
     x0 = rng.uniform(2, max(2.0, width - box_w - 2))
     y0 = rng.uniform(2, max(2.0, height - box_h - 2))
@@ -379,5 +380,9 @@ def _render_garment(
     hue_colour = rng.uniform(20, 235, size=3)
     stripes = 18.0 * np.sin(yy[rr, cc] * rng.uniform(0.4, 1.2))
     image[rr, cc] = hue_colour + stripes[:, None]
+    # Two-tone: the garment's right half is darker, so a left landmark and its right twin
+    # differ in their surroundings, not only in where they sit.
+    right = cc >= x0 + 0.5 * box_w
+    image[rr[right], cc[right]] *= 0.55
     landmarks = np.clip(np.rint(place(_LANDMARKS_UNIT[clothes_type])), 0, [width - 1, height - 1])
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), landmarks.astype(np.int64)

@@ -124,7 +124,7 @@ def grey(image: Image.Image) -> Image.Image:
 
 # --- demo set -----------------------------------------------------------------------------
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 
 _DEMO_FOLDER = re.compile(r"^n\d{8}$")
@@ -214,8 +214,9 @@ def _demo_image(rng: np.random.Generator, base_hue: float, width: int, height: i
     t = (xx / width - 0.5) * np.cos(angle) + (yy / height - 0.5) * np.sin(angle) + 0.5
     t = np.clip(t, 0.0, 1.0)[:, :, None]
     bg_hue = base_hue + 0.5 + rng.uniform(-0.08, 0.08)
-    c0 = _hsv(bg_hue, rng.uniform(0.35, 0.6), rng.uniform(0.45, 0.75))
-    c1 = _hsv(bg_hue + rng.uniform(0.1, 0.25), rng.uniform(0.35, 0.6), rng.uniform(0.45, 0.75))
+    # Saturated colours: the grey picture alone cannot tell them, a prompt of the class can.
+    c0 = _hsv(bg_hue, rng.uniform(0.6, 0.85), rng.uniform(0.5, 0.8))
+    c1 = _hsv(bg_hue + rng.uniform(0.05, 0.12), rng.uniform(0.6, 0.85), rng.uniform(0.5, 0.8))
     image = c0 * (1 - t) + c1 * t
     texture = ndimage.gaussian_filter(rng.normal(size=(height, width, 3)), (1.5, 1.5, 0))
     texture *= rng.uniform(8, 16) / max(float(texture.std()), 1e-6)

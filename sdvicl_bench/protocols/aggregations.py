@@ -2,10 +2,11 @@
 
 A per-sample metric (`aggregation: mean`) is a number in each record, averaged by the
 orchestrator. A set-level one needs all samples at once: each sample keeps what it needs in
-a record field (`collect`, run on ours and on every baseline's prediction, stored under
-"None" / the baseline's name), and `reduce` turns the records into a number or a results
-block (`overall`, and any of `per_fold`, `mean_of_folds`, `per_class`). NaN where a record
-lacks its field (made by an older version: `sdvicl-bench rescore` adds it).
+a record field (`collect`, run on ours and on every baseline's prediction, the oracle's
+too, stored under "None" / the baseline's name), and `reduce` turns the records into a
+number or a results block (`overall`, and any of `per_fold`, `mean_of_folds`, `per_class`).
+NaN where a record lacks its field (made by an older version: `sdvicl-bench rescore` adds
+it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 
 from sdvicl_bench.metrics import boundaries, confusion, fewshot
 from sdvicl_bench.metrics.aggregate import mean_with_ci
-from sdvicl_bench.types import NUM_CLASSES
+from sdvicl_bench.types import NUM_CLASSES, ORACLE
 
 NAN = float("nan")
 
@@ -28,12 +29,14 @@ NAN = float("nan")
 @dataclass(frozen=True)
 class Context:
     """What a reduction may read besides the records: the task's options, the run folder
-    (None: none yet), the class of a query key and the class names (per-class blocks)."""
+    (None: none yet), the class of a query key, the class names (per-class blocks) and the
+    raw oracle picture of a saved GT picture (`protocols.oracle`; None: no oracle)."""
 
     options: dict[str, Any]
     run_dir: Path | None
     class_of: Callable[[str], Hashable]
     class_names: tuple[str, ...]
+    oracle: Callable[[Image.Image], Image.Image] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,13 +188,14 @@ def _check_fid(cfg: Any) -> None:
 
 
 def _fid(samples: list[dict], baseline: str | None, ctx: Context) -> float:
-    """FID of the predictions (or of the grey-query baseline) against the GT pictures, read
-    back from the run folder: NaN without a folder, with `task.options.fid=false`, for a
-    baseline whose pictures are not kept, or when a sample's pictures are missing."""
+    """FID of the predictions (or of the grey-query baseline, or of the oracle: each saved
+    GT picture through `ctx.oracle`) against the GT pictures, read back from the run folder:
+    NaN without a folder, with `task.options.fid=false`, for a baseline whose pictures are
+    not kept, or when a sample's pictures are missing."""
     if not ctx.options.get("fid", True) or ctx.run_dir is None:
         return NAN
-    if baseline not in (None, "grey"):
-        return NAN  # black and copy-of-B pictures are not kept
+    if baseline not in (None, "grey", ORACLE) or (baseline == ORACLE and ctx.oracle is None):
+        return NAN  # black and copy-of-B pictures are not kept (the oracle's: from the GT's)
     from sdvicl_bench.metrics.fid import fid_score, resolve_weights
     from sdvicl_bench.report.records import missing_pictures
 
@@ -199,16 +203,21 @@ def _fid(samples: list[dict], baseline: str | None, ctx: Context) -> float:
     if missing_pictures(run_dir, samples):
         return NAN
 
-    def load(rel: str, as_grey: bool = False) -> np.ndarray:
+    def load(rel: str, as_grey: bool = False, as_oracle: bool = False) -> np.ndarray:
         im = Image.open(run_dir / rel).convert("RGB")
         if as_grey:
             im = im.convert("L").convert("RGB")
+        if as_oracle and ctx.oracle is not None:
+            im = ctx.oracle(im)
         return np.asarray(im, dtype=np.float32) / 255.0
 
     if len(samples) < 2:
         return NAN
     targets = [load(s["gt"]) for s in samples]
-    preds = [load(s["gt"], True) if baseline else load(s["pred"]) for s in samples]
+    if baseline is None:
+        preds = [load(s["pred"]) for s in samples]
+    else:
+        preds = [load(s["gt"], baseline == "grey", baseline == ORACLE) for s in samples]
     return fid_score(preds, targets, weights=resolve_weights(ctx.options.get("fid_weights")))
 
 

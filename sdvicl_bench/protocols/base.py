@@ -38,6 +38,8 @@ class TaskProtocol(ABC):
     dataset_metrics: tuple[str, ...] = ()
     """Set-level metrics computed from all samples at once (e.g. Cityscapes mIoU, FID)."""
     baselines: tuple[str, ...] = ()
+    """The baseline rows of every record and of results.json, in order; `types.ORACLE` last
+    where the protocol scores one (a ceiling, not a competitor: `types.competitors`)."""
     record_fields: tuple[str, ...] = ()
     """Extra record fields the set-level metrics read (e.g. fgseg's pixel counts); a record
     without them was made by an older version (`sdvicl-bench rescore` fills them in)."""

@@ -21,7 +21,7 @@ from sdvicl_bench.data.voc_det import read_image_set
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.protocols.episodes import QuerySet
 from sdvicl_bench.protocols.family import DatasetFamily, dataset_root, split_key
-from sdvicl_bench.tasks.edges import canny_edges
+from sdvicl_bench.tasks.edges import canny_edges, thicken
 
 
 def edge_family(cfg: RunConfig) -> DatasetFamily:
@@ -35,18 +35,23 @@ def edge_family(cfg: RunConfig) -> DatasetFamily:
 
 
 class VOCEdgesFamily(DatasetFamily):
-    """VOC val queries, train prompts; truth = Canny edges float32 (H, W) in {0, 1}."""
+    """VOC val queries, train prompts; truth = Canny edges float32 (H, W) in {0, 1}, thickened
+    to `task.options.edge_width` px (default 1: Canny's own lines; the demo sets wider ones),
+    with `task.options.canny_thresholds` (default: scikit-image's)."""
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         self.root = dataset_root(cfg, make_demo_voc)
         self.voc = VOCDataset(self.root)
+        self.edge_width = int(cfg.task.options.get("edge_width", 1))
+        self.thresholds = cfg.task.options.get("canny_thresholds")
 
     def image(self, key: str) -> Image.Image:
         return self.voc.image(key)
 
     def target(self, key: str) -> np.ndarray:
-        return canny_edges(self.image(key)).astype(np.float32)
+        edges = canny_edges(self.image(key), self.thresholds)
+        return thicken(edges, self.edge_width).astype(np.float32)
 
     def target_id(self, key: str) -> str:
         return f"{key}#edges"

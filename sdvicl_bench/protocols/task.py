@@ -5,8 +5,10 @@
     score:         prediction = decoder.decode(picture, truth at the scoring size);
                    baselines: `black` (an all-black picture), `copy_b` (the first prompt's
                    B) and the family's own (fgseg `all_objects`, colorization `grey`),
-                   each decoded and scored like ours; per-sample metrics fn(prediction,
-                   target); set-level ones keep their record field (`collect`)
+                   each decoded and scored like ours; last the `oracle` (a ceiling, not a
+                   competitor: the GT picture through the sampler's resize, `protocols.oracle`);
+                   per-sample metrics fn(prediction, target); set-level ones keep their
+                   record field (`collect`)
     grids:         decoder.visualize(prediction, target), else render_gt(prediction)
 
 Decoder functions get, as keyword arguments, the `task.options` their signature names
@@ -23,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from sdvicl_bench.config import RunConfig
+from sdvicl_bench.protocols import oracle
 from sdvicl_bench.protocols.aggregations import Context
 from sdvicl_bench.protocols.base import Scored, TaskProtocol
 from sdvicl_bench.protocols.episodes import build_episodes
@@ -33,7 +36,7 @@ from sdvicl_bench.protocols.registry import (
 )
 from sdvicl_bench.sampler.pipeline import Episode
 from sdvicl_bench.tasks.pictures import size_of
-from sdvicl_bench.types import EpisodeSpec
+from sdvicl_bench.types import ORACLE, EpisodeSpec
 
 BASELINES = ("black", "copy_b")
 """Every task's trivial baselines (TASKS.md); families add their own."""
@@ -72,7 +75,12 @@ class YamlTask(TaskProtocol):
         for aggregation in dict.fromkeys(self.set_level.values()):
             if aggregation.check is not None:
                 aggregation.check(cfg)
-        self.baselines = (*BASELINES, *self.family.baseline_names)
+        self.baselines = (*BASELINES, *self.family.baseline_names, ORACLE)
+        self.target_resample = str(
+            task.options.get("target_resize", getattr(self.decoder, "TARGET_RESIZE", "nearest"))
+        )
+        """How B pictures reach the sampler's side (`pipeline.RESAMPLE`): the decoder module's
+        `TARGET_RESIZE` (default nearest), or `task.options.target_resize` where the task has it."""
 
     # -- decoder calls, with the options their signatures name
     def _call(self, name: str, *args: Any) -> Any:
@@ -110,6 +118,7 @@ class YamlTask(TaskProtocol):
             prompt_ids=[family.prompt_id(k) for k in spec.prompts],
             target_ids=[family.target_id(k) for k in spec.prompts],
             query_id=family.query_id(spec.query),
+            target_resample=self.target_resample,
         )
         target = family.target(spec.query)
         truth = Truth(
@@ -127,8 +136,14 @@ class YamlTask(TaskProtocol):
             return self._call("visualize", prediction, truth.target)
         return self.render_gt(prediction)
 
+    def oracle_picture(self, gt_picture: Image.Image) -> Image.Image:
+        """The raw oracle picture of a GT picture at this run's sampler side
+        (`protocols.oracle`; decoded and scored like a prediction picture)."""
+        return oracle.oracle_picture(gt_picture, self.cfg.sampler.resolution, self.target_resample)
+
     def score(self, spec: EpisodeSpec, truth: Truth, picture: Image.Image) -> Scored:
         scored, family = truth.scored, self.family
+        gt_picture = self.render_gt(truth.target)
         black = Image.new("RGB", size_of(scored))
         predictions: dict[str | None, Any] = {
             None: self.decode(family.scored_picture(picture), scored),
@@ -138,6 +153,8 @@ class YamlTask(TaskProtocol):
         for name, value in truth.baselines.items():
             is_picture = isinstance(value, Image.Image)
             predictions[name] = self.decode(value, scored) if is_picture else value
+        ceiling = family.scored_picture(self.oracle_picture(gt_picture))
+        predictions[ORACLE] = self.decode(ceiling, scored)  # last: a ceiling, not a competitor
 
         def scores(prediction: Any) -> dict[str, float]:
             return {name: float(fn(prediction, scored)) for name, fn in self.per_sample.items()}
@@ -152,7 +169,7 @@ class YamlTask(TaskProtocol):
         return Scored(
             scores=scores(predictions[None]),
             baselines={k: scores(p) for k, p in predictions.items() if k is not None},
-            gt_picture=self.render_gt(truth.target),
+            gt_picture=gt_picture,
             extra=extra,
         )
 
@@ -160,6 +177,10 @@ class YamlTask(TaskProtocol):
         self, name: str, samples: list[dict], baseline: str | None, run_dir: Path | None
     ) -> float | dict[str, Any]:
         context = Context(
-            dict(self.cfg.task.options), run_dir, self.family.class_of, self.family.class_names
+            dict(self.cfg.task.options),
+            run_dir,
+            self.family.class_of,
+            self.family.class_names,
+            oracle=self.oracle_picture,
         )
         return self.set_level[name].reduce(samples, baseline, context)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from sdvicl_bench.report import records
+from sdvicl_bench.types import ORACLE
 
 GAP = 2
 """Pixels between columns and between rows."""
@@ -194,6 +195,17 @@ def format_scores(scores: dict[str, Any] | None) -> str:
     return "  ".join(parts)
 
 
+def score_line(sample: dict[str, Any]) -> str:
+    """A run grid's caption: the episode id, its scores and, where the record has it, the
+    oracle's (the task's ceiling, not a competitor) after a bar,
+    "f0-x__1  iou 0.53  |  ceiling (oracle): iou 0.98"."""
+    line = f"{sample['id']}  {format_scores(sample.get('scores'))}".rstrip()
+    oracle = (sample.get("baselines") or {}).get(ORACLE)
+    if isinstance(oracle, dict) and oracle:
+        line += f"  |  ceiling (oracle): {format_scores(oracle)}"
+    return line
+
+
 def run_grid(
     run_dir: Path,
     *,
@@ -206,9 +218,10 @@ def run_grid(
 
     Columns: A_1..A_n | B_1..B_n | C | prediction | decoded (only if `decoded` is given) | GT,
     with n the most prompts of any shown episode (fewer prompts leave empty tiles). The caption
-    is the episode id and its scores (3 significant digits). A prediction or GT that was not
-    saved (`save_pictures: false`) or was deleted shows as an empty tile
-    (`records.missing_pictures` names them for a warning). Returns the path written.
+    is the episode id, its scores and the oracle's (`score_line`, 3 significant digits). A
+    prediction or GT that was not saved (`save_pictures: false`) or was deleted shows as an
+    empty tile (`records.missing_pictures` names them for a warning). Returns the path
+    written.
     """
     run_dir = Path(run_dir)
     samples = read_run_samples(run_dir)[: max(0, limit)]
@@ -225,8 +238,7 @@ def run_grid(
             size = gt.size if gt is not None else c.size
             pics.append(decoded(pred, size) if pred is not None else None)
         pics.append(gt)
-        caption = f"{sample['id']}  {format_scores(sample.get('scores'))}".rstrip()
-        rows.append(GridRow(pics, caption))
+        rows.append(GridRow(pics, score_line(sample)))
     titles = [f"A_{i + 1}" for i in range(n)] + [f"B_{i + 1}" for i in range(n)]
     titles += ["C", "prediction", *(["decoded"] if decoded is not None else []), "GT"]
     out = run_dir / "grid.png"

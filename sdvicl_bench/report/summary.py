@@ -2,7 +2,9 @@
 
 One rich table per run: each metric's mean (scaled as the task YAML says), its 95%
 bootstrap interval where the metric is per-sample, the mean of folds where the task has
-folds; then the note (random or toy weights), the run folder and the picture grid.
+folds; then the note (random or toy weights), the run folder and the picture grid. The
+oracle (the GT through the pipeline) is the last row, set apart and dim: a ceiling, not a
+competitor.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdvicl_bench.report.tables import count_phrase
+from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 
 def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> None:
@@ -25,8 +28,9 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     """
     specs = results["config"]["task"].get("metrics") or {}
     rows = [("SD-VICL", results["metrics"])] + [
-        (f"baseline: {k}", v) for k, v in results["baselines"].items()
+        (f"baseline: {k}", v) for k, v in competitors(results["baselines"]).items()
     ]
+    ceiling = results["baselines"].get(ORACLE)
     table = Table(title=f"{results['task']} (v{results['task_version']}), {count_phrase(results)}")
     table.add_column("method")
     columns = []
@@ -42,17 +46,25 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
         if has_folds:
             table.add_column("mean of folds", justify="right")
         columns.append((metric, float(spec.get("scale", 1)), has_ci, has_folds))
-    for name, block in rows:
+
+    def cells_of(name: str, block: dict[str, Any]) -> list[str]:
         cells = [name]
         for metric, scale, has_ci, has_folds in columns:
-            o = block[metric]["overall"]
+            o = (block.get(metric) or {}).get("overall") or {"mean": float("nan")}
             cells.append("n/a" if o["mean"] != o["mean"] else f"{scale * o['mean']:.4g}")
             if has_ci:
                 ci = f"[{scale * o['low']:.3g}, {scale * o['high']:.3g}]" if "low" in o else "n/a"
                 cells.append(ci)
             if has_folds:
-                cells.append(f"{scale * block[metric]['mean_of_folds']:.4g}")
-        table.add_row(*cells)
+                folds = (block.get(metric) or {}).get("mean_of_folds", float("nan"))
+                cells.append("n/a" if folds != folds else f"{scale * folds:.4g}")
+        return cells
+
+    for name, block in rows:
+        table.add_row(*cells_of(name, block))
+    if ceiling is not None:  # last, below a rule and dim: a ceiling, not a competitor
+        table.add_section()
+        table.add_row(*cells_of(ORACLE_LABEL, ceiling), style="dim")
     console.print(table)
     if results["note"]:
         console.print(f"[bold yellow]Note:[/] {results['note']}")

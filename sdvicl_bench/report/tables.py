@@ -24,23 +24,26 @@ The table is in long format, one row per (task, method, metric), with the column
 - `prompts`: n prompt pairs per episode; for references, the prompts of the source (empty
   where the source does not state it: printed "n/a", note "prompts not stated").
 - `note`: "random weights" (model is not sd15), "prompts not stated", "prompts inferred",
-  "protocol differs: <what the source did>" (`protocol_differences`), or the text of a
-  relative claim.
-- `source`: "ours", "baseline" or "reference".
+  "protocol differs: <what the source did>" (`protocol_differences`), the text of a
+  relative claim, or (oracle rows) the sampler side the ceiling was computed at.
+- `source`: "ours", "baseline", "reference" or "ceiling" (the oracle: never a baseline).
 - `scale`: the factor applied to `value` (kept for formatting: 2 decimals where it is not 1,
   4 significant digits otherwise). Not printed.
 
 Rows are ordered by task (fgseg, det, semseg, keypoints, edges, colorization, then any other
 task alphabetically), then ours (runs sorted by model, prompts, retrieval, folder), then the
-baselines of each run in that order, then the references. Within a row group, metrics keep
-the order of results.json (the task YAML's order).
+baselines of each run in that order, then the references, then, last and set apart (LaTeX: a
+rule above), each run's oracle row (`types.ORACLE`: the GT through the pipeline, the task's
+ceiling, not a competitor). Within a row group, metrics keep the order of results.json (the
+task YAML's order).
 
 Methods: "SD-VICL (<model>, n=<prompts>, <retrieval>)" for a run, "baseline: <name>" for
-its baselines, the reference's `source` for an absolute reference. Where two rows of a task
-would carry the same method and metric (e.g. ablation runs, or the same baseline under
-several runs), the config values that differ among those runs are appended,
-"SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)"; baselines first get their
-run's "(sd15, n=5, clip_knn)"; the run key where nothing (or too much) differs.
+its baselines, `types.ORACLE_LABEL` ("oracle (GT through the pipeline: ceiling)") for its
+oracle, the reference's `source` for an absolute reference. Where two rows of a task would
+carry the same method and metric (e.g. ablation runs, or the same baseline under several
+runs), the config values that differ among those runs are appended,
+"SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)"; baselines and oracles first
+get their run's "(sd15, n=5, clip_knn)"; the run key where nothing (or too much) differs.
 
 Relative claims (TASKS.md section 8: keypoints, edges, and the paper's deltas elsewhere)
 have no absolute number: each is one row, method "paper: relative claim", metric empty (the
@@ -61,6 +64,7 @@ import pandas as pd
 
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.report.reference import reference_numbers, references_for
+from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
 MEAN_OF_FOLDS_TASKS = frozenset({"fgseg"})
@@ -93,6 +97,8 @@ PRINTED = (
     ("note", "note"),
     ("source", "source"),
 )
+CEILING = "ceiling"
+"""The `source` of oracle rows (a ceiling, not a baseline: never the best baseline)."""
 RELATIVE_METHOD = "paper: relative claim"
 NONE_METHOD = "reference: none known"
 # Config leaves that never change a number: not used to tell runs apart.
@@ -186,13 +192,16 @@ def build_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
         task_runs = sorted((r for r in runs if r["task"] == task), key=_run_sort_key)
         ours: list[tuple[dict[str, Any], dict[str, Any]]] = []
         baselines: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        ceilings: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for run in task_runs:
             ours += [(run, row) for row in _run_rows(run)]
             baselines += [(run, row) for row in _baseline_rows(run)]
-        _disambiguate(ours)
-        _disambiguate(baselines)
+            ceilings += [(run, row) for row in _ceiling_rows(run)]
+        for group in (ours, baselines, ceilings):
+            _disambiguate(group)
         rows += [row for _, row in ours] + [row for _, row in baselines]
         rows += _reference_rows(task, task_runs)
+        rows += [row for _, row in ceilings]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df["n"] = df["n"].astype("Int64")
     df["prompts"] = df["prompts"].astype("Int64")
@@ -311,9 +320,19 @@ def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _baseline_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for name, blocks in run["baselines"].items():
+    for name, blocks in competitors(run["baselines"]).items():
         rows += _blocks_rows(run, blocks, f"baseline: {name}", "baseline", "")
     return rows
+
+
+def _ceiling_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's oracle rows (none for a run made before the oracle existed)."""
+    blocks = run["baselines"].get(ORACLE)
+    if not blocks:
+        return []
+    side = (run["config"].get("sampler") or {}).get("resolution")
+    note = f"GT at the sampler's {side} px, no VAE" if side else "no VAE"
+    return _blocks_rows(run, blocks, ORACLE_LABEL, CEILING, note)
 
 
 def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -437,7 +456,7 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """
     for group in _repeats(pairs):
         for run, row in group:
-            if row["source"] == "baseline":
+            if row["source"] in ("baseline", CEILING):
                 context = f"{_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
                 row["method"] = f"{row['method']} ({context})"
     for group in _repeats(pairs):
@@ -613,10 +632,12 @@ def to_latex(df: pd.DataFrame) -> str:
         "\\hline",
     ]
     previous = None
-    for cells, task in zip(_cells(df), df["task"], strict=True):
-        if previous is not None and task != previous:
+    for cells, task, source in zip(_cells(df), df["task"], df["source"], strict=True):
+        new_task = previous is not None and task != previous[0]
+        ceiling_starts = previous is not None and source == CEILING and previous[1] != CEILING
+        if new_task or ceiling_starts:  # oracle rows set apart: a ceiling, not a competitor
             lines.append("\\hline")
-        previous = task
+        previous = (task, source)
         lines.append(" & ".join(latex_escape(c) for c in cells) + " \\\\")
     lines += ["\\hline", "\\end{tabular}"]
     return "\n".join(lines) + "\n"

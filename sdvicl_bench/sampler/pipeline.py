@@ -65,8 +65,11 @@ class Episode:
     prompt_ids: Sequence[str] | None = None
     target_ids: Sequence[str] | None = None
     query_id: str | None = None
+    target_resample: str = "nearest"  # how the B pictures reach the sampler's side (RESAMPLE)
 
     def __post_init__(self) -> None:
+        if self.target_resample not in RESAMPLE:
+            raise ValueError(f"target_resample must be one of {sorted(RESAMPLE)}")
         if not self.prompts or len(self.prompts) != len(self.targets):
             raise ValueError("an episode needs n >= 1 prompt images and as many ground truths")
         self.prompt_ids = list(self.prompt_ids or [content_id(im) for im in self.prompts])
@@ -98,13 +101,21 @@ def content_id(image: Image.Image) -> str:
     return h.hexdigest()[:16]
 
 
-def picture_tensor(image: Image.Image, size: int, *, nearest: bool) -> torch.Tensor:
-    """PIL picture -> (3, size, size) float32 in [-1, 1], resized without cropping.
+RESAMPLE: dict[str, Image.Resampling] = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "area": Image.Resampling.BOX,
+}
+"""How a picture is resized to the sampler's side: photos bicubic; ground-truth pictures
+NEAREST by default so palette colours stay pure (METHOD.md 2), or area (BOX: the mean of the
+covered pixels) where thin white-on-black lines would vanish under NEAREST (edges)."""
 
-    Photos use bicubic, ground-truth pictures NEAREST so palette colours stay pure (METHOD.md 2).
-    """
-    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
-    arr = np.asarray(image.convert("RGB").resize((size, size), resample), dtype=np.float32)
+
+def picture_tensor(image: Image.Image, size: int, *, resample: str = "bicubic") -> torch.Tensor:
+    """PIL picture -> (3, size, size) float32 in [-1, 1], resized without cropping (``RESAMPLE``)."""
+    arr = np.asarray(
+        image.convert("RGB").resize((size, size), RESAMPLE[resample]), dtype=np.float32
+    )
     return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
 
 
@@ -360,9 +371,13 @@ class Sampler:
     def _encode(self, episodes: Sequence[Episode]):
         """VAE posterior means: A, B (E, n, 4, h, w) and C (E, 4, h, w), float32."""
         size, n, E = self.cfg.resolution, episodes[0].num_prompts, len(episodes)
-        pics = [picture_tensor(im, size, nearest=False) for ep in episodes for im in ep.prompts]
-        pics += [picture_tensor(im, size, nearest=True) for ep in episodes for im in ep.targets]
-        pics += [picture_tensor(ep.query, size, nearest=False) for ep in episodes]
+        pics = [picture_tensor(im, size) for ep in episodes for im in ep.prompts]
+        pics += [
+            picture_tensor(im, size, resample=ep.target_resample)
+            for ep in episodes
+            for im in ep.targets
+        ]
+        pics += [picture_tensor(ep.query, size) for ep in episodes]
         latents = self.model.encode(torch.stack(pics)).float()
         a, b, c = latents.split([E * n, E * n, E])
         return a.unflatten(0, (E, n)), b.unflatten(0, (E, n)), c

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 from skimage import feature
 
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
@@ -36,12 +37,30 @@ def grey_float(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
-def canny_edges(image: Image.Image) -> np.ndarray:
+def canny_edges(image: Image.Image, thresholds: tuple[float, float] | None = None) -> np.ndarray:
     """Canny edges of an image (PIL, size (W, H)) -> bool (H, W).
 
-    scikit-image ``feature.canny(grey, sigma=2)`` with default thresholds, on ``grey_float``.
+    scikit-image ``feature.canny(grey, sigma=2)`` on ``grey_float``, with its default
+    hysteresis thresholds or ``thresholds`` = (low, high) gradient magnitudes (a world whose
+    backgrounds are textured sets higher ones, so its edges are contours, not texture).
     """
-    return np.asarray(feature.canny(grey_float(image), sigma=CANNY_SIGMA), dtype=bool)
+    low, high = (None, None) if thresholds is None else (float(t) for t in thresholds)
+    return np.asarray(
+        feature.canny(grey_float(image), sigma=CANNY_SIGMA, low_threshold=low, high_threshold=high),
+        dtype=bool,
+    )
+
+
+def thicken(edges: np.ndarray, width: int) -> np.ndarray:
+    """Edge map bool (H, W) with every line widened to ``width`` px: a binary dilation by a
+    square of side ``width`` (1: unchanged). For worlds whose pictures the model sees at a
+    fraction of their size, where one-pixel lines would not survive the resize."""
+    edges = np.asarray(edges, dtype=bool)
+    if int(width) < 1:
+        raise ValueError(f"edge width must be at least 1, got {width}")
+    if int(width) == 1:
+        return edges
+    return ndimage.binary_dilation(edges, structure=np.ones((int(width), int(width)), bool))
 
 
 def render_gt(edges: np.ndarray) -> Image.Image:

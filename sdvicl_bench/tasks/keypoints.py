@@ -49,9 +49,13 @@ to a landmark's colour counts for that landmark (so no pixel counts for two)."""
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def disc_radius(w: int, h: int) -> int:
-    """Disc radius in px for a (w, h) picture: ``max(3, round(0.015 * min(w, h)))``."""
-    return max(3, round(0.015 * min(w, h)))
+def disc_radius(w: int, h: int, marker_radius: float | None = None) -> int:
+    """Disc radius in px for a (w, h) picture: ``max(3, round(0.015 * min(w, h)))``, or
+    ``max(1, round(marker_radius * min(w, h)))`` where a world sets ``task.options.marker_radius``
+    (a fraction of the short side; the demo's garments are seen at 32 px, where 3 px vanish)."""
+    if marker_radius is None:
+        return max(3, round(0.015 * min(w, h)))
+    return max(1, round(float(marker_radius) * min(w, h)))
 
 
 def scale_points(
@@ -88,6 +92,7 @@ def render_gt(
     size: tuple[int, int] | None = None,
     *,
     image_size: tuple[int, int] | None = None,
+    marker_radius: float | None = None,
 ) -> Image.Image:
     """Ground-truth picture: PIL RGB of ``size`` (W, H), black with one disc per landmark.
 
@@ -107,7 +112,7 @@ def render_gt(
     xy = np.array([(x, y) for _, x, y in points], dtype=np.float64)
     if image_size is not None:
         xy = scale_points(xy, image_size, (w, h))
-    r = disc_radius(w, h)
+    r = disc_radius(w, h, marker_radius)
     yy, xx = np.mgrid[0:h, 0:w]
     for (name, _, _), (x, y) in zip(points, xy, strict=True):
         colour = LANDMARK_COLOURS[name]

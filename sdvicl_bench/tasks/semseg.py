@@ -22,6 +22,7 @@ Palettes (``PALETTES``):
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -119,17 +120,22 @@ def render_gt(train_ids: np.ndarray, palette: str | np.ndarray = "official") -> 
 
 
 def classify(
-    picture: Image.Image | np.ndarray, palette: str | np.ndarray = "official"
+    picture: Image.Image | np.ndarray,
+    palette: str | np.ndarray = "official",
+    classes: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Nearest palette colour per pixel at the picture's resolution: -> uint8 (h, w).
 
     ``picture``: PIL image (any mode, converted to RGB) or uint8 array (h, w, 3). Each pixel
-    gets the trainId of the nearest (squared Euclidean RGB, exact integers) of the 19
-    palette colours and black; black gives 255. Ties go to the lower trainId, black last.
+    gets the trainId of the nearest (squared Euclidean RGB, exact integers) of the palette
+    colours of ``classes`` (default: all 19) and black; black gives 255. Ties go to the
+    lower trainId, black last. A dataset that draws only some classes declares them
+    (``task.options.classes``, the demo city), so no pixel is decoded into a class it never has.
     """
     rgb = as_rgb(picture)
-    colours = np.vstack([get_palette(palette), BLACK]).astype(np.int32)  # (20, 3)
-    labels = np.append(np.arange(NUM_CLASSES, dtype=np.uint8), np.uint8(IGNORE_LABEL))
+    ids = np.arange(NUM_CLASSES) if classes is None else _class_ids(classes)
+    colours = np.vstack([get_palette(palette)[ids], BLACK]).astype(np.int32)  # (k + 1, 3)
+    labels = np.append(ids.astype(np.uint8), np.uint8(IGNORE_LABEL))
     # argmin_c |x - c|^2 = argmin_c (|c|^2 - 2 x.c); all terms fit int32.
     bias = (colours**2).sum(axis=1)  # (20,)
     flat = rgb.reshape(-1, 3).astype(np.int32)
@@ -140,6 +146,16 @@ def classify(
         scores = bias[None, :] - 2 * (part @ colours.T)
         out[start : start + chunk] = labels[np.argmin(scores, axis=1)]
     return out.reshape(rgb.shape[:2])
+
+
+def _class_ids(classes: Sequence[int]) -> np.ndarray:
+    ids = np.array(sorted({int(c) for c in classes}), dtype=np.int64)
+    if ids.size == 0 or ids.min() < 0 or ids.max() >= NUM_CLASSES:
+        raise ConfigError(
+            f"task.options.classes={list(classes)}: expected trainIds in 0..{NUM_CLASSES - 1}. "
+            "Fix: list the classes the dataset draws, or null for all 19."
+        )
+    return ids
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -155,10 +171,11 @@ def decode(
     picture: Image.Image | np.ndarray,
     target: Any,
     palette: str | np.ndarray = "official",
+    classes: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Predicted picture (PIL or uint8 (h, w, 3)) -> trainIds uint8 (H, W) of ``target``'s
     size (the truth trainIds, or a size (W, H): ``pictures.size_of``).
 
     ``classify`` at the picture's resolution, then NEAREST resize; 255 = predicted black.
     """
-    return resize_labels(classify(picture, palette), size_of(target))
+    return resize_labels(classify(picture, palette, classes), size_of(target))

@@ -13,16 +13,27 @@ The loop, per step:
 Seeded end to end (world seeds, batch draws, noise, initial weights). ``training.json`` beside
 the weights records the config, steps, wall time, final loss, machine and every weights
 file's sha256 (checked on load).
+
+Checkpoints: every ``checkpoint_every`` steps (default 250; 0: none) the whole loop state
+(step, U-Net, EMA, AdamW and LR schedule, the training generator's state, the loss history,
+the held-out start loss, time so far, the config) is written atomically (temp file, then
+``os.replace``) to ``<out>/.checkpoint/state.pt`` (or ``checkpoint_dir``). A later run with the
+same config resumes from it and writes the same bytes as an uninterrupted run; a checkpoint of
+another config is refused with a one-line ``CheckpointError`` (``resume=False`` discards it).
+The checkpoint is removed once the weights and ``training.json`` are written. The loop draws
+from its own generator only, never from torch's global RNG, so that state is not saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +57,16 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "toy"
 
 RECORD = "training.json"
 
+CHECKPOINT_DIR = ".checkpoint"
+"""The default checkpoint folder, inside the output folder (removed when training ends)."""
+CHECKPOINT_FILE = "state.pt"
+CHECKPOINT_FORMAT = 1
+_GITIGNORE = "# written by sdvicl_bench.toy.train: a training checkpoint, never committed\n*\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed: another config or format, or unreadable."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -67,18 +88,40 @@ def train(
     *,
     world_root: Path = Path(".cache/sdvicl/toy-world"),
     quiet: bool = False,
+    checkpoint_every: int = 250,
+    checkpoint_dir: Path | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
 ) -> dict:
-    """Train, write the diffusers folder to ``out`` with ``training.json``; return the record."""
+    """Train, write the diffusers folder to ``out`` with ``training.json``; return the record.
+
+    ``checkpoint_every``: steps between checkpoints (0: none). ``checkpoint_dir``: where
+    (default ``<out>/.checkpoint``). ``resume``: continue from a checkpoint there of the same
+    config (a checkpoint of another config raises ``CheckpointError``); False discards it and
+    starts at step 0. ``stop_after``: for tests, raise KeyboardInterrupt once this many steps
+    are done, as an interruption would (not part of the config: the weights do not depend on
+    it).
+    """
+    out = Path(out)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out / CHECKPOINT_DIR
+    ckpt_path = ckpt / CHECKPOINT_FILE
+    state = None
+    if resume:
+        state = load_checkpoint(ckpt_path, cfg)  # before the slow part: a refusal is instant
+    elif ckpt_path.exists():
+        ckpt_path.unlink()
+        if not quiet:
+            print(f"Discarded the checkpoint {ckpt_path} (no resume)", file=sys.stderr)
+
     torch.set_num_threads(cfg.threads)
     start = time.time()
     worlds = world.build_worlds(Path(world_root), cfg.seed, cfg.world_sizes)
     bank = world.picture_bank(worlds, architecture.RESOLUTION)
     generator = torch.Generator().manual_seed(cfg.seed)
-    batches = world.batches(bank, cfg.batch_size, generator)
 
     unet = architecture.new_unet(cfg.seed).train()
     text_encoder = architecture.new_text_encoder(cfg.seed + 1)
-    tokenizer_dir = Path(out) / "tokenizer"
+    tokenizer_dir = out / "tokenizer"
     architecture.write_tokenizer(tokenizer_dir)
     from transformers import CLIPTokenizer
 
@@ -89,13 +132,50 @@ def train(
     abar = make_scheduler().alphas_cumprod.float()  # SD1.5's betas, the sampler's schedule
 
     held = _held_out_batch(bank, abar, seed=cfg.seed)
-    held_start = held_out_loss(unet, embeds, held)
-
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
 
-    losses: list[float] = []
+    if state is None:
+        held_start = held_out_loss(unet, embeds, held)
+        first_step, losses = 0, []
+        past = {"wall_seconds": 0.0, "train_seconds": 0.0, "sessions": 0, "resumed_at": []}
+    else:
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["lr_scheduler"])
+        generator.set_state(state["generator"])
+        held_start, first_step, losses = state["held_out_start"], state["step"], state["losses"]
+        past = {k: state[k] for k in ("wall_seconds", "train_seconds", "sessions", "resumed_at")}
+        past["resumed_at"] = [*past["resumed_at"], first_step]
+        if not quiet:
+            print(f"Resuming toy training at step {first_step}/{cfg.steps} from {ckpt_path}")
+    # The batches draw only from ``generator``, so a fresh iterator continues the sequence.
+    batches = world.batches(bank, cfg.batch_size, generator)
+
+    def checkpoint(step: int) -> None:
+        now = time.time()
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": _config_dict(cfg),
+                "step": step,
+                "unet": unet.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "lr_scheduler": sched.state_dict(),
+                "generator": generator.get_state(),
+                "losses": losses,
+                "held_out_start": held_start,
+                "wall_seconds": past["wall_seconds"] + now - start,
+                "train_seconds": past["train_seconds"] + now - loop_start,
+                "sessions": past["sessions"] + 1,
+                "resumed_at": past["resumed_at"],
+            },
+        )
+
     progress = Progress(
         TextColumn("[bold]toy model"),
         BarColumn(),
@@ -108,8 +188,14 @@ def train(
     )
     loop_start = time.time()
     with progress:
-        bar = progress.add_task("train", total=cfg.steps, loss=float("nan"), rate=0.0)
-        for step in range(cfg.steps):
+        bar = progress.add_task(
+            "train",
+            total=cfg.steps,
+            completed=first_step,
+            loss=_mean_tail(losses, 100),
+            rate=0.0,
+        )
+        for step in range(first_step, cfg.steps):
             x0 = next(batches)  # 1.
             t = torch.randint(0, len(abar), (cfg.batch_size,), generator=generator)  # 2.
             eps = torch.randn(x0.shape, generator=generator)
@@ -124,7 +210,7 @@ def train(
             sched.step()
             ema.update_parameters(unet)
             losses.append(loss.item())
-            rate = (step + 1) / max(time.time() - loop_start, 1e-9)
+            rate = (step + 1 - first_step) / max(time.time() - loop_start, 1e-9)
             progress.update(bar, advance=1, loss=_mean_tail(losses, 100), rate=rate)
             if not quiet and not progress.console.is_terminal and (step + 1) % 250 == 0:
                 print(  # a log file gets a line now and then instead of a bar
@@ -133,14 +219,21 @@ def train(
                     file=sys.stderr,
                     flush=True,
                 )
+            if checkpoint_every > 0 and (step + 1) % checkpoint_every == 0:
+                checkpoint(step + 1)
+            if stop_after is not None and step + 1 >= stop_after:
+                raise KeyboardInterrupt(f"stop_after={stop_after}")
 
     final = ema.module.eval()
-    architecture.write_folder(Path(out), final, text_encoder, _scheduler_config())
+    architecture.write_folder(out, final, text_encoder, _scheduler_config())
+    now = time.time()
     record = {
         "config": asdict(cfg),
         "steps": cfg.steps,
-        "wall_seconds": round(time.time() - start, 1),
-        "train_seconds": round(time.time() - loop_start, 1),
+        "wall_seconds": round(past["wall_seconds"] + now - start, 1),
+        "train_seconds": round(past["train_seconds"] + now - loop_start, 1),
+        "sessions": past["sessions"] + 1,  # 1 + the resumes; the times sum over sessions
+        "resumed_at": past["resumed_at"],
         "final_loss": round(_mean_tail(losses, 100), 5),
         "held_out_loss": {
             "start": round(held_start, 5),
@@ -153,10 +246,78 @@ def train(
         "world_sizes": {k: len(v) for k, v in bank.items()},
         "parameters": sum(p.numel() for p in final.parameters()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "sha256": weights_sha256(Path(out)),
+        "sha256": weights_sha256(out),
     }
-    (Path(out) / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    remove_checkpoint(ckpt)
     return record
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    """The config as plain JSON values (tuples as lists), as a checkpoint stores it."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ignore = path.parent / ".gitignore"  # an interrupted run inside the repo stays untracked
+    if not ignore.exists():
+        ignore.write_text(_GITIGNORE, encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
+    """The checkpoint at ``path`` if there is one; CheckpointError if it is not ``cfg``'s."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    fix = "delete it, or pass --no-resume (resume=False) to start over"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file gets the same one line
+        raise CheckpointError(
+            f"Toy training checkpoint {path} is unreadable ({type(exc).__name__}); {fix}."
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"Toy training checkpoint {path} has another format; {fix}.")
+    theirs, ours = state.get("config") or {}, _config_dict(cfg)
+    if theirs != ours:
+        diff = ", ".join(
+            f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}"
+            for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)
+        )
+        raise CheckpointError(
+            f"Toy training checkpoint {path} is of another config ({diff}); {fix}."
+        )
+    return state
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Remove the checkpoint file, its temp files and .gitignore, then the folder if empty."""
+    folder = Path(folder)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    for tmp in folder.glob(f".{CHECKPOINT_FILE}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    ignore = folder / ".gitignore"
+    if ignore.is_file() and ignore.read_text(encoding="utf-8") == _GITIGNORE:
+        ignore.unlink()
+    with contextlib.suppress(OSError):  # absent, or holds something that is not ours
+        folder.rmdir()
 
 
 def _held_out_batch(bank: dict[str, torch.Tensor], abar: torch.Tensor, seed: int) -> tuple:

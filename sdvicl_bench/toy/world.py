@@ -38,20 +38,24 @@ from sdvicl_bench.sampler.pipeline import picture_tensor
 from sdvicl_bench.tasks import det, edges, fgseg, keypoints, semseg
 
 MIXTURE: dict[str, float] = {
-    "voc_photo": 0.22,
-    "fgseg": 0.22,
-    "det": 0.12,
-    "edges": 0.06,
-    "city_photo": 0.05,
-    "semseg": 0.07,
-    "fashion_photo": 0.05,
-    "keypoints": 0.06,
-    "colour_photo": 0.08,
-    "grey_photo": 0.07,
+    "voc_photo": 0.16,
+    "fgseg": 0.16,
+    "det": 0.10,
+    "edges": 0.08,
+    "city_photo": 0.07,
+    "semseg": 0.09,
+    "fashion_photo": 0.06,
+    "keypoints": 0.09,
+    "colour_photo": 0.10,
+    "grey_photo": 0.09,
 }
 """Share of each kind of picture in a training batch (sums to 1)."""
 
-WORLD_SIZES = {"voc": 3000, "cityscapes": 240, "fashion": 600, "imagenet": (20, 30)}
+NO_FLIP = frozenset({"fashion_photo", "keypoints"})
+"""Kinds never h-flipped: a flipped landmark picture would swap the meaning of the left and
+right landmark colours (and the demo garments' two tones mark their left and right)."""
+
+WORLD_SIZES = {"voc": 3000, "cityscapes": 600, "fashion": 1000, "imagenet": (20, 30)}
 """Images generated per world for training (imagenet: classes x per class)."""
 
 
@@ -72,20 +76,41 @@ def build_worlds(root: Path, seed: int, sizes: dict | None = None) -> dict[str, 
     }
 
 
+def demo_task(task: str) -> tuple[dict, str]:
+    """A task's ``task.options`` and B-picture resize under ``data=demo`` (conf/task_data/),
+    composed exactly as ``sdvicl-bench run task=<task> data=demo`` composes them."""
+    from sdvicl_bench.cli import load_config
+    from sdvicl_bench.protocols import make_protocol
+
+    cfg = load_config([f"task={task}", "data=demo", "model=toy"])
+    return dict(cfg.task.options), make_protocol(cfg).target_resample
+
+
 def picture_bank(
     worlds: dict[str, Path], size: int, progress: Callable[[str], None] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Every kind's pictures as (N, 3, size, size) float32 in [-1, 1], in a fixed order."""
+    """Every kind's pictures as (N, 3, size, size) float32 in [-1, 1], in a fixed order.
+
+    GT pictures are rendered with the demo's task options and resized the way the sampler
+    resizes that task's B pictures (``demo_task``)."""
     bank: dict[str, list[torch.Tensor]] = {kind: [] for kind in MIXTURE}
+    resize = {"edges": demo_task("edges")[1]}
+    edge_options = demo_task("edges")[0]
+    edge_width = int(edge_options.get("edge_width", 1))
+    thresholds = edge_options.get("canny_thresholds")
+    city = demo_task("semseg")[0]
+    marker = demo_task("keypoints")[0].get("marker_radius")
 
     def add(kind: str, picture: Image.Image, *, gt: bool) -> None:
-        bank[kind].append(picture_tensor(picture, size, nearest=gt))
+        resample = resize.get(kind, "nearest") if gt else "bicubic"
+        bank[kind].append(picture_tensor(picture, size, resample=resample))
 
     voc = VOCDataset(worlds["voc"])
     for image_id in _voc_ids(worlds["voc"]):
         photo = voc.image(image_id)
         add("voc_photo", photo, gt=False)
-        add("edges", edges.render_gt(edges.canny_edges(photo)), gt=True)
+        edge_map = edges.thicken(edges.canny_edges(photo, thresholds), edge_width)
+        add("edges", edges.render_gt(edge_map), gt=True)
         for class_id in sorted(set(np.unique(voc.label_map(image_id))) - {0, 255}):
             add("fgseg", fgseg.render_gt(voc.class_mask(image_id, int(class_id))), gt=True)
         ann = parse_annotation(annotation_path(worlds["voc"], image_id))
@@ -94,15 +119,16 @@ def picture_bank(
     if progress:
         progress("voc")
 
-    city = CityscapesDataset(worlds["cityscapes"])
+    city_options, city = city, CityscapesDataset(worlds["cityscapes"])
     for image_id in city.ids("train"):
         add("city_photo", city.image(image_id, "train"), gt=False)
-        add("semseg", semseg.render_gt(city.train_ids(image_id, "train")), gt=True)
+        train_ids = city.train_ids(image_id, "train")
+        add("semseg", semseg.render_gt(train_ids, city_options["palette"]), gt=True)
     fld = FLDDataset(worlds["fashion"])
     for record in fld.all_records():
         photo = fld.image(record)
         add("fashion_photo", photo, gt=False)
-        add("keypoints", keypoints.render_gt(record, photo.size), gt=True)
+        add("keypoints", keypoints.render_gt(record, photo.size, marker_radius=marker), gt=True)
     folder = ImageFolderDataset(worlds["imagenet"])
     for image_id in folder.ids():
         photo = folder.image(image_id)
@@ -120,7 +146,8 @@ def _voc_ids(root: Path) -> list[str]:
 def batches(
     bank: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator
 ) -> Iterator[torch.Tensor]:
-    """Endless batches: kinds drawn by ``MIXTURE``, pictures uniformly, random h-flips."""
+    """Endless batches: kinds drawn by ``MIXTURE``, pictures uniformly, random h-flips
+    (except ``NO_FLIP`` kinds)."""
     kinds = list(MIXTURE)
     weights = torch.tensor([MIXTURE[k] for k in kinds], dtype=torch.float64)
     while True:
@@ -131,5 +158,6 @@ def batches(
             rows.append(pictures[torch.randint(len(pictures), (1,), generator=generator)[0]])
         batch = torch.stack(rows)
         flip = torch.rand(batch_size, generator=generator) < 0.5
+        flip &= torch.tensor([kinds[k] not in NO_FLIP for k in picks.tolist()])
         batch[flip] = batch[flip].flip(-1)
         yield batch
