@@ -39,10 +39,13 @@ def run_task(workdir, *args):
 def test_semseg_dataset_miou_recomputes(workdir):
     run_dir, samples, results = run_task(workdir, "task=semseg", "task.options.palette=spread")
     conf = np.zeros((19, 20), dtype=np.int64)
+    classes = results["config"]["task"]["options"]["classes"]  # data=demo declares its 7
+    assert classes == [0, 1, 2, 8, 10, 11, 13]
     for s in samples:
         gt_pic = Image.open(run_dir / s["gt"])
-        gt = semseg.decode(gt_pic, gt_pic.size, "spread")
-        pred = semseg.decode(Image.open(run_dir / s["pred"]), gt_pic.size, "spread")
+        gt = semseg.decode(gt_pic, gt_pic.size, "spread", classes)
+        pred = semseg.decode(Image.open(run_dir / s["pred"]), gt_pic.size, "spread", classes)
+        assert set(np.unique(pred).tolist()) <= {*classes, 255}
         conf += confusion.confusion_matrix(pred, gt)
     assert results["metrics"]["miou"]["overall"]["mean"] == pytest.approx(confusion.miou(conf))
     acc = results["metrics"]["accuracy"]["overall"]["mean"]

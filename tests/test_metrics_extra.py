@@ -321,11 +321,13 @@ def test_semseg_per_class_and_per_image_miou(workdir):
     run_dir, samples, results = run_task("task=semseg", "task.options.miou=per_image")
     from sdvicl_bench.tasks import semseg
 
+    opts = results["config"]["task"]["options"]  # data=demo: spread palette, its 7 classes
+    palette, classes = opts["palette"], opts.get("classes")
     values = []
     for s in samples:
         gt_pic = Image.open(run_dir / s["gt"])
-        gt = semseg.decode(gt_pic, gt_pic.size, "official")
-        pred = semseg.decode(Image.open(run_dir / s["pred"]), gt_pic.size, "official")
+        gt = semseg.decode(gt_pic, gt_pic.size, palette, classes)
+        pred = semseg.decode(Image.open(run_dir / s["pred"]), gt_pic.size, palette, classes)
         values.append(naive_image_miou(pred, gt))
     block = results["metrics"]["miou"]
     assert block["overall"]["mean"] == pytest.approx(np.nanmean(values))

@@ -112,7 +112,7 @@ covered pixels) where thin white-on-black lines would vanish under NEAREST (edge
 
 
 def picture_tensor(image: Image.Image, size: int, *, resample: str = "bicubic") -> torch.Tensor:
-    """PIL picture -> (3, size, size) float32 in [-1, 1], resized without cropping (``RESAMPLE``)."""
+    """PIL picture -> (3, size, size) float32 in [-1, 1], resized uncropped (``RESAMPLE``)."""
     arr = np.asarray(
         image.convert("RGB").resize((size, size), RESAMPLE[resample]), dtype=np.float32
     )
