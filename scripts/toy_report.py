@@ -18,6 +18,7 @@ Writes Markdown to --out and prints it.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,10 @@ from sdvicl_bench import ablations, evaluate
 from sdvicl_bench.cli import load_config
 from sdvicl_bench.protocols import make_protocol
 from sdvicl_bench.report.records import write_episodes
+from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 TASKS = ["fgseg", "det", "semseg", "keypoints", "edges", "colorization"]
 BASE = ["data=demo", "model=toy"]
-ORACLE = "oracle"
-"""The baseline key of the ceiling row (GT through the pipeline): shown last, never compared."""
 
 HEADLINE: dict[str, tuple[str, ...]] = {
     "fgseg": ("iou",),
@@ -99,14 +99,12 @@ def method_rows(results: dict, label: str = "SD-VICL") -> list[str]:
         + " | ".join(cell(results["metrics"][m], s) for m, (s, _) in specs.items())
         + " |"
     ]
-    baselines = results["baselines"]
-    for name in [*(b for b in baselines if b != ORACLE), *(b for b in baselines if b == ORACLE)]:
-        block = baselines[name]
+    labelled = [(f"baseline: {k}", v) for k, v in competitors(results["baselines"]).items()]
+    if ORACLE in results["baselines"]:  # last: a ceiling, not a competitor
+        labelled.append((f"*{ORACLE_LABEL}*", results["baselines"][ORACLE]))
+    for label, block in labelled:
         cells = [cell(block[m], s) if m in block else "" for m, (s, _) in specs.items()]
-        label = "*oracle: GT through the pipeline (ceiling)*" if name == ORACLE else name
-        rows.append(
-            f"| {'' if name == ORACLE else 'baseline: '}{label} | " + " | ".join(cells) + " |"
-        )
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -127,10 +125,8 @@ def verdict(task: str, results: dict) -> tuple[bool, str]:
         mean, low, high = _value(results["metrics"][metric])
         rivals = {
             name: _value(block[metric])[0]
-            for name, block in results["baselines"].items()
-            if name != ORACLE
-            and metric in block
-            and _value(block[metric])[0] == _value(block[metric])[0]
+            for name, block in competitors(results["baselines"]).items()
+            if metric in block and not math.isnan(_value(block[metric])[0])
         }
         best_name = (max if higher else min)(rivals, key=rivals.get)
         best = rivals[best_name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -273,6 +274,14 @@ TASK_OPTIONS: dict[str, dict[str, Any]] = {
 """`task.options` each packaged task reads (its dataset family, decoder or metrics), with the
 type or choices of each."""
 
+TASK_OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "marker_radius": (0.001, 0.5),  # a fraction of the short side
+    "edge_width": (1, 64),  # px
+    "classes": (0, 18),  # trainIds, each
+    "canny_thresholds": (0.0, 1.0),  # gradient magnitudes of a [0, 1] grey image, each
+}
+"""The valid closed range of a numeric `task.options` value (of each item of a list)."""
+
 
 def check_task_options(task: str, options: dict[str, Any]) -> None:
     """Raise a one-line ConfigError for an option `task` does not have or a value it rejects.
@@ -296,7 +305,21 @@ def check_task_options(task: str, options: dict[str, Any]) -> None:
                 f"Unknown {key} {value!r} for task={task}. Fix: choose one of: {choices} "
                 f"(e.g. {name}={get_args(spec)[0]}).{hint}"
             )
-        _coerce(spec, value, name)
+        _check_range(key, _coerce(spec, value, name), name)
+
+
+def _check_range(key: str, value: Any, name: str) -> None:
+    """One line naming the option and its range for a value (or list item) outside
+    `TASK_OPTION_RANGES`, non-finite ones included; None and unranged options pass."""
+    if key not in TASK_OPTION_RANGES or value is None:
+        return
+    low, high = TASK_OPTION_RANGES[key]
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if not (math.isfinite(float(item)) and low <= float(item) <= high):
+            raise ConfigError(
+                f"{name}={value!r} is out of range: each value must lie in [{low:g}, {high:g}]. "
+                f"Fix: pass {name}=<a value in that range>, or drop it for the default."
+            )
 
 
 def _unknown_option(task: str, key: str, known: dict[str, Any]) -> str:

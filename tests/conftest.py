@@ -1,4 +1,4 @@
-"""Fixtures shared by the sampler, naive-path and processor tests."""
+"""Fixtures shared by the test modules (a module may override one with its own)."""
 
 from __future__ import annotations
 
@@ -19,3 +19,16 @@ from sdvicl_bench.sampler.models import build_tiny
 def tiny():
     """The tiny random SD-shaped model (seeded), one per test module."""
     return build_tiny(seed=0)
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    """A fresh current directory (run folders, demo data and caches land under it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    """One demo data root for the module (written on first use by the protocols)."""
+    return tmp_path_factory.mktemp("demo-data")

@@ -19,12 +19,6 @@ from sdvicl_bench.workflows.reproduce import experiments
 runner = CliRunner()
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     "group", ["task", "model", "data", "retrieval", "sampler", "debug", "experiment"]
 )

@@ -39,12 +39,6 @@ def error_line(result) -> str:
     return lines[0]
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """A finished smoke run (2 episodes), its demo data and run folder under one tmp folder."""
@@ -413,3 +407,19 @@ def test_full_and_read_only_tmpfs_for_real(tmp_path, tmpfs):
     last = _cli(*common, f"output_dir={full}", cwd=tmp_path)
     assert last.returncode == 0, last.stderr[-2000:]
     assert _scores(run_dir) == expected
+
+
+@pytest.mark.parametrize(
+    "task,option",
+    [
+        ("semseg", "task.options.classes=[0,99]"),
+        ("edges", "task.options.edge_width=0"),
+        ("edges", "task.options.canny_thresholds=[0.2,7]"),
+        ("keypoints", "task.options.marker_radius=-1"),
+        ("keypoints", "task.options.marker_radius=nan"),
+    ],
+)
+def test_a_task_option_out_of_its_range_is_one_line_before_any_work(workdir, task, option):
+    line = error_line(runner.invoke(app, ["validate", f"task={task}", "data=demo", option]))
+    assert option.split("=")[0] in line and "out of range" in line and "Fix:" in line
+    assert not (workdir / "data").exists()  # refused before the demo data is written

@@ -24,12 +24,6 @@ def invoke(*args):
     return result
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run_dir_of(result) -> str:
     return result.output.strip().splitlines()[-1]
 

@@ -19,12 +19,6 @@ from sdvicl_bench.tasks import edges, keypoints, semseg
 runner = CliRunner()
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run_task(workdir, *args):
     result = runner.invoke(app, ["run", *args, "debug=smoke", "limit=3", "--quiet"])
     assert result.exit_code == 0, result.output

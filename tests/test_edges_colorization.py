@@ -66,6 +66,24 @@ def test_canny_equals_skimage_sigma2() -> None:
     )
 
 
+def test_canny_thresholds_are_skimage_hysteresis_and_thicken_is_a_square_dilation() -> None:
+    rng = np.random.default_rng(5)
+    image = Image.fromarray(rng.integers(0, 256, size=(30, 36, 3), dtype=np.uint8), mode="RGB")
+    grey_f = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    want = feature.canny(grey_f, sigma=2, low_threshold=0.2, high_threshold=0.4)
+    np.testing.assert_array_equal(edges.canny_edges(image, (0.2, 0.4)), want)
+    assert edges.canny_edges(image, (0.2, 0.4)).sum() < edges.canny_edges(image).sum()
+    # Hand case: one pixel widened to 3 covers its 3 x 3 neighbourhood; width 1 is the identity.
+    dot = np.zeros((6, 7), dtype=bool)
+    dot[2, 3] = True
+    expected = np.zeros((6, 7), dtype=bool)
+    expected[1:4, 2:5] = True
+    np.testing.assert_array_equal(edges.thicken(dot, 3), expected)
+    np.testing.assert_array_equal(edges.thicken(dot, 1), dot)
+    with pytest.raises(ValueError):
+        edges.thicken(dot, 0)
+
+
 def test_edges_decode_roundtrip_and_resize() -> None:
     e = edges.canny_edges(_square_image())
     picture = edges.render_gt(e)

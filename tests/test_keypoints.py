@@ -210,6 +210,15 @@ def test_colours_and_radius() -> None:
     assert all(math.dist(c, (0, 0, 0)) > 2 * COLOUR_RADIUS for c in colours)
     assert COLOUR_RADIUS > 100
     assert disc_radius(100, 100) == 3 and disc_radius(1000, 400) == 6
+    # A world's marker_radius: a fraction of the short side (the demo's 0.06 of 96 px: 6 px).
+    assert disc_radius(96, 96, 0.06) == 6 and disc_radius(10, 200, 0.01) == 1
+
+
+def test_marker_radius_draws_discs_of_that_radius() -> None:
+    picture = np.asarray(render_gt({"left_hem": (48.0, 48.0)}, (96, 96), marker_radius=0.06))
+    yy, xx = np.mgrid[0:96, 0:96]
+    inside = (xx - 48) ** 2 + (yy - 48) ** 2 <= 36  # hand count: centres within 6 px
+    np.testing.assert_array_equal(picture.any(axis=2), inside)
 
 
 def test_render_gt_draws_visible_discs_only() -> None:

@@ -27,12 +27,6 @@ from sdvicl_bench.tasks import edges, fgseg, keypoints
 runner = CliRunner()
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def random_masks(n: int, seed: int, shape=(12, 15)) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     return [(rng.random(shape) < 0.4, rng.random(shape) < 0.3) for _ in range(n)]

@@ -38,17 +38,6 @@ SIDE = 48
 """A square truth of this size, and the sampler's side: the oracle is lossless."""
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("demo-data")
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def protocol(demo_root: Path, task: str, *overrides: str):
     fid = ["task.options.fid=false"] if task == "colorization" else []
     cfg = load_config(["debug=smoke", f"data.root={demo_root}", f"task={task}", *fid, *overrides])

@@ -19,12 +19,6 @@ from sdvicl_bench.tasks import det, fgseg
 runner = CliRunner()
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run(*args) -> tuple[int, str]:
     result = runner.invoke(app, ["run", *args, "--quiet"])
     assert "Traceback" not in result.output

@@ -30,18 +30,6 @@ runner = CliRunner()
 SHARED = Path("/work/shared/data/pascal5i")
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """One demo data root for the module (written on first use by the protocols)."""
-    return tmp_path_factory.mktemp("demo-data")
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def invoke(*args: str):
     result = runner.invoke(app, ["run", *args])
     assert "Traceback" not in result.output, result.output

@@ -16,12 +16,6 @@ from sdvicl_bench.report.lock import SampleLock
 runner = CliRunner()
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run(*args) -> Path:
     result = runner.invoke(app, ["run", *args, "debug=smoke", "--quiet"])
     assert result.exit_code == 0, result.output

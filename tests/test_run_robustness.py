@@ -33,12 +33,6 @@ def invoke(*args):
     return result
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run_dir_of(result) -> Path:
     return Path(result.output.strip().splitlines()[-1])
 

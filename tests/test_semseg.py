@@ -14,7 +14,7 @@ from sdvicl_bench.data.cityscapes import (
     TRAIN_CLASSES,
     CityscapesDataset,
 )
-from sdvicl_bench.data.demo_cityscapes import make_demo_cityscapes
+from sdvicl_bench.data.demo_cityscapes import DEMO_TRAIN_IDS, make_demo_cityscapes
 from sdvicl_bench.errors import ConfigError, DataError
 from sdvicl_bench.metrics.confusion import (
     confusion_matrix,
@@ -334,3 +334,30 @@ def test_demo_deterministic_and_idempotent(tmp_path: Path) -> None:
     assert len(list(a.rglob("*.png"))) == 4
     assert (a / files_a[0]).exists()
     assert (a / files_a[0]).read_bytes() != (b / files_a[0]).read_bytes()
+
+
+def test_declared_classes_decode_only_into_themselves():
+    """A pixel painted in an undeclared class's colour goes to the nearest declared colour
+    (or black), never to the undeclared class; all 19 declared: the plain rule."""
+    spread = PALETTES["spread"]
+    picture = np.stack([spread[[0, 5, 10]]] * 2).astype(np.uint8)  # (2, 3, 3): classes 0, 5, 10
+    got = classify(picture, "spread", classes=[0, 10])
+    colours = np.vstack([spread[[0, 10]], np.zeros(3)]).astype(np.int64)  # the naive rule
+    nearest = ((spread[5].astype(np.int64) - colours) ** 2).sum(axis=1).argmin()
+    assert got[0].tolist() == [0, [0, 10, 255][nearest], 10]
+    np.testing.assert_array_equal(classify(picture, "spread", classes=range(19)), [[0, 5, 10]] * 2)
+    with pytest.raises(ValueError):
+        classify(picture, "spread", classes=[19])
+
+
+def test_demo_city_draws_exactly_the_classes_data_demo_declares(tmp_path: Path) -> None:
+    from sdvicl_bench.cli import load_config
+
+    declared = load_config(["task=semseg", "data=demo"]).task.options["classes"]
+    assert tuple(declared) == DEMO_TRAIN_IDS
+    ds = CityscapesDataset(make_demo_cityscapes(tmp_path / "cs", num_train=6, num_val=6))
+    seen = set()
+    for split in ("train", "val"):
+        for image_id in ds.ids(split):
+            seen |= set(np.unique(ds.train_ids(image_id, split)).tolist())
+    assert seen - {255} == set(DEMO_TRAIN_IDS)

@@ -26,12 +26,6 @@ runner = CliRunner()
 SMOKE = ["task=fgseg", "debug=smoke"]
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def samples_of(run_dir: Path) -> dict[str, dict]:
     lines = (run_dir / "samples.jsonl").read_text().splitlines()
     return {r["id"]: r for r in map(json.loads, lines)}

@@ -1,16 +1,16 @@
 """Demo data: a small deterministic Cityscapes look-alike, written in the real on-disk layout.
 
-``make_demo_cityscapes`` paints simple street scenes (sky, a skyline of buildings, maybe a
-tree, a pole with a sign, sidewalk, road, cars and people as shapes, the ego-vehicle's bonnet
-at the bottom) and writes them exactly as Cityscapes stores them, so the real loader
-(``data.cityscapes``) is what reads them::
+``make_demo_cityscapes`` paints simple street scenes of seven classes (``DEMO_TRAIN_IDS``:
+sky, a skyline of buildings, maybe a tree, sidewalk, road, cars and people as shapes) and the
+ego-vehicle's bonnet at the bottom, and writes them exactly as Cityscapes stores them, so
+the real loader (``data.cityscapes``) is what reads them::
 
     <root>/leftImg8bit/train/{aachen,bochum}/<city>_000000_<frame>_leftImg8bit.png   RGB
     <root>/gtFine/train/{aachen,bochum}/<city>_000000_<frame>_gtFine_labelIds.png    'L'
     <root>/leftImg8bit/val/{frankfurt,lindau}/...  and  <root>/gtFine/val/{frankfurt,lindau}/...
 
 The labelIds PNGs hold real Cityscapes label ids, void ones included (0 unlabeled, 1 ego
-vehicle, 3 out of roi, 4 static, 6 ground), so ``LABEL_TO_TRAIN`` maps them as it would real
+vehicle, 3 out of roi), so ``LABEL_TO_TRAIN`` maps them as it would real
 data. Images alternate between the split's two cities.
 """
 
@@ -36,9 +36,8 @@ CITIES: dict[str, tuple[str, str]] = {
 """The demo's two cities per split (real Cityscapes city names)."""
 
 # Cityscapes label ids used by the demo.
-UNLABELED, EGO_VEHICLE, OUT_OF_ROI, STATIC, GROUND = 0, 1, 3, 4, 6
-ROAD, SIDEWALK, BUILDING, POLE, TRAFFIC_SIGN = 7, 8, 11, 17, 20
-VEGETATION, SKY, PERSON, CAR, BUS, BICYCLE = 21, 23, 24, 26, 28, 33
+UNLABELED, EGO_VEHICLE, OUT_OF_ROI = 0, 1, 3
+ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, PERSON, CAR = 7, 8, 11, 21, 23, 24, 26
 
 _BASE_COLOUR: dict[int, tuple[float, float, float]] = {
     UNLABELED: (30, 30, 30),

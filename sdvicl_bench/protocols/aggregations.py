@@ -207,7 +207,7 @@ def _fid(samples: list[dict], baseline: str | None, ctx: Context) -> float:
         im = Image.open(run_dir / rel).convert("RGB")
         if as_grey:
             im = im.convert("L").convert("RGB")
-        if as_oracle and ctx.oracle is not None:
+        if as_oracle:
             im = ctx.oracle(im)
         return np.asarray(im, dtype=np.float32) / 255.0
 

@@ -76,11 +76,9 @@ class YamlTask(TaskProtocol):
             if aggregation.check is not None:
                 aggregation.check(cfg)
         self.baselines = (*BASELINES, *self.family.baseline_names, ORACLE)
-        self.target_resample = str(
-            task.options.get("target_resize", getattr(self.decoder, "TARGET_RESIZE", "nearest"))
-        )
-        """How B pictures reach the sampler's side (`pipeline.RESAMPLE`): the decoder module's
-        `TARGET_RESIZE` (default nearest), or `task.options.target_resize` where the task has it."""
+        self.target_resample = str(task.options.get("target_resize", "nearest"))
+        """How B pictures reach the sampler's side (`pipeline.RESAMPLE`): nearest, or
+        `task.options.target_resize` where the task has it (edges)."""
 
     # -- decoder calls, with the options their signatures name
     def _call(self, name: str, *args: Any) -> Any:

@@ -150,11 +150,8 @@ def classify(
 
 def _class_ids(classes: Sequence[int]) -> np.ndarray:
     ids = np.array(sorted({int(c) for c in classes}), dtype=np.int64)
-    if ids.size == 0 or ids.min() < 0 or ids.max() >= NUM_CLASSES:
-        raise ConfigError(
-            f"task.options.classes={list(classes)}: expected trainIds in 0..{NUM_CLASSES - 1}. "
-            "Fix: list the classes the dataset draws, or null for all 19."
-        )
+    if ids.size == 0 or ids.min() < 0 or ids.max() >= NUM_CLASSES:  # config.TASK_OPTION_RANGES
+        raise ValueError(f"classes must be trainIds in 0..{NUM_CLASSES - 1}, got {list(classes)}")
     return ids
 
 

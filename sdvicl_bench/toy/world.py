@@ -94,11 +94,11 @@ def picture_bank(
     GT pictures are rendered with the demo's task options and resized the way the sampler
     resizes that task's B pictures (``demo_task``)."""
     bank: dict[str, list[torch.Tensor]] = {kind: [] for kind in MIXTURE}
-    resize = {"edges": demo_task("edges")[1]}
-    edge_options = demo_task("edges")[0]
+    edge_options, edge_resize = demo_task("edges")
+    resize = {"edges": edge_resize}
     edge_width = int(edge_options.get("edge_width", 1))
     thresholds = edge_options.get("canny_thresholds")
-    city = demo_task("semseg")[0]
+    palette = demo_task("semseg")[0]["palette"]
     marker = demo_task("keypoints")[0].get("marker_radius")
 
     def add(kind: str, picture: Image.Image, *, gt: bool) -> None:
@@ -119,11 +119,11 @@ def picture_bank(
     if progress:
         progress("voc")
 
-    city_options, city = city, CityscapesDataset(worlds["cityscapes"])
+    city = CityscapesDataset(worlds["cityscapes"])
     for image_id in city.ids("train"):
         add("city_photo", city.image(image_id, "train"), gt=False)
         train_ids = city.train_ids(image_id, "train")
-        add("semseg", semseg.render_gt(train_ids, city_options["palette"]), gt=True)
+        add("semseg", semseg.render_gt(train_ids, palette), gt=True)
     fld = FLDDataset(worlds["fashion"])
     for record in fld.all_records():
         photo = fld.image(record)
