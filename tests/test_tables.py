@@ -140,9 +140,9 @@ def runs_root(tmp_path: Path) -> Path:
 GOLDEN_MARKDOWN = """\
 | task | method | metric | value | per-episode mean | 95% CI | folds | n | prompts | note | source |
 |---|---|---|---:|---:|---|---|---:|---:|---|---|
-| fgseg | SD-VICL (sd15, n=1, clip_knn) | iou | 40.00 | 50.00 | [40.00, 60.00] | 20.00 / 60.00 | 4 | 1 |  | ours |
-| fgseg | baseline: black | iou | 0.00 | 0.00 | [0.00, 0.00] | 0.00 / 0.00 | 4 | 1 |  | baseline |
-| fgseg | baseline: copy_b | iou | 25.00 | 25.00 | [12.50, 37.50] | 20.00 / 30.00 | 4 | 1 |  | baseline |
+| fgseg | SD-VICL (sd15, n=1, clip_knn) | iou | 40.00 | 50.00 | [40.00, 60.00] | 20.00 / 60.00 | 4 | 1 | partial: 2 of 4 folds | ours |
+| fgseg | baseline: black | iou | 0.00 | 0.00 | [0.00, 0.00] | 0.00 / 0.00 | 4 | 1 | partial: 2 of 4 folds | baseline |
+| fgseg | baseline: copy_b | iou | 25.00 | 25.00 | [12.50, 37.50] | 20.00 / 30.00 | 4 | 1 | partial: 2 of 4 folds | baseline |
 | fgseg | SD-VICL (paper Tab. 9/10, full) | iou | 55.49 |  |  |  |  | 5 | prompts inferred | reference |
 | fgseg | SD-VICL (paper Tab. 9, without AdaIN) | iou | 51.55 |  |  |  |  | 5 | prompts inferred | reference |
 | fgseg | SD-VICL (paper Tab. 10, only 64x64 layers) | iou | 50.33 |  |  |  |  | 5 | prompts inferred | reference |
@@ -284,3 +284,66 @@ def test_write_tables(runs_root: Path, tmp_path: Path) -> None:
     assert written[0].read_text() == to_markdown(df)
     assert written[1].read_text() == to_csv(df)
     assert written[2].read_text() == to_latex(df)
+
+
+# ---------------------------------------------------------------------------------------
+# Partial runs say so (issue 23 item 5)
+
+
+def _folds(counts: dict[str, int]) -> dict[str, Any]:
+    folds = {g: _ci(0.5, 0.4, 0.6, n) for g, n in counts.items()}
+    return _per_sample(_ci(0.5, 0.4, 0.6, sum(counts.values())), folds)
+
+
+@pytest.mark.parametrize(
+    ("counts", "folds", "expected"),
+    [
+        ({"0": 8, "1": 8, "2": 8, "3": 8}, [0, 1, 2, 3], ""),
+        ({"0": 8}, [0], "partial: 1 of 4 folds"),  # task.folds=[0]: still 1 of Pascal-5i's 4
+        ({"0": 8, "1": 8, "2": 0, "3": 0}, [0, 1, 2, 3], "partial: 2 of 4 folds"),
+        (
+            {"0": 8, "1": 7, "2": 8, "3": 8},
+            [0, 1, 2, 3],
+            "partial: unequal folds (0: 8, 1: 7, 2: 8, 3: 8)",
+        ),
+    ],
+)
+def test_partial_phrase(counts: dict[str, int], folds: list[int], expected: str) -> None:
+    from sdvicl_bench.report.tables import partial_phrase
+
+    results = _fgseg_results()
+    results["metrics"] = {"iou": _folds(counts)}
+    results["config"]["task"] = {**FGSEG_TASK, "folds": folds}
+    assert partial_phrase(results) == expected
+
+
+def test_tasks_without_folds_are_never_partial() -> None:
+    from sdvicl_bench.report.tables import partial_phrase
+
+    results = _semseg_results()  # no folds at all
+    assert partial_phrase(results) == ""
+    # keypoints' clothes-type groups are breakdowns, not folds: unequal groups are normal
+    kp = _fgseg_results() | {"task": "keypoints"}
+    kp["config"]["task"] = {"name": "keypoints", "metrics": FGSEG_TASK["metrics"]}
+    kp["metrics"] = {"iou": _folds({"upper": 3, "lower": 2, "full": 4})}
+    assert partial_phrase(kp) == ""
+
+
+def test_partial_is_marked_in_every_table_format_and_the_summary(runs_root: Path) -> None:
+    from rich.console import Console
+
+    from sdvicl_bench.report.summary import print_summary
+
+    table = build_table(load_runs([runs_root]))
+    ours = table[(table.task == "fgseg") & (table.source == "ours")]
+    assert (ours.note == "partial: 2 of 4 folds").all()
+    assert "partial: 2 of 4 folds" in to_csv(table)
+    assert "partial: 2 of 4 folds" in to_latex(table)
+    console = Console(record=True, width=200)
+    print_summary(_fgseg_results(), runs_root, console)
+    assert "partial: 2 of 4 folds" in console.export_text()
+    complete = _fgseg_results()
+    complete["metrics"] = {"iou": _folds({"0": 2, "1": 2, "2": 2, "3": 2})}
+    console = Console(record=True, width=200)
+    print_summary(complete, runs_root, console)
+    assert "partial:" not in console.export_text()

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sdvicl_bench.report.tables import count_phrase
+from sdvicl_bench.report.tables import count_phrase, partial_phrase
 from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 
@@ -31,7 +31,9 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
         (f"baseline: {k}", v) for k, v in competitors(results["baselines"]).items()
     ]
     ceiling = results["baselines"].get(ORACLE)
-    table = Table(title=f"{results['task']} (v{results['task_version']}), {count_phrase(results)}")
+    partial = partial_phrase(results)
+    title = f"{results['task']} (v{results['task_version']}), {count_phrase(results)}"
+    table = Table(title=title + (f" [bold yellow]{partial}[/]" if partial else ""))
     table.add_column("method")
     columns = []
     for metric in results["metrics"]:
@@ -66,6 +68,11 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
         table.add_section()
         table.add_row(*cells_of(ORACLE_LABEL, ceiling), style="dim")
     console.print(table)
+    if partial:
+        console.print(
+            f"[bold yellow]Note:[/] {partial}: the mean of folds is not the benchmark's number "
+            "(run every fold with the same episode count for it)."
+        )
     if results["note"]:
         console.print(f"[bold yellow]Note:[/] {results['note']}")
     console.print(f"Run folder: {run_dir}")

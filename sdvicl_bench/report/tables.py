@@ -69,6 +69,9 @@ from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
 MEAN_OF_FOLDS_TASKS = frozenset({"fgseg"})
 """Tasks whose headline is the mean of the per-fold means (TASKS.md 1: Pascal-5i mIoU)."""
+FOLDS_IN_FULL = {"fgseg": 4}
+"""How many folds a complete run of a task has (Pascal-5i: 4); a task with folds not listed
+here is complete with the folds its config names."""
 COLUMNS = (
     "task",
     "method",
@@ -312,16 +315,47 @@ def count_phrase(results: dict[str, Any]) -> str:
     return f"n = {results['n']} ({word} {listed})"
 
 
+def partial_phrase(results: dict[str, Any]) -> str:
+    """The partial-run marker of a task with folds (`config.task.folds`, `FOLDS_IN_FULL`).
+
+    "partial: 1 of 4 folds" where episodes cover fewer folds than a complete run; "partial:
+    unequal folds (0: 8, 1: 7)" where the folds hold different episode counts (the mean of
+    folds then weighs episodes unequally); "" for a complete run and for tasks without folds
+    (keypoints' clothes-type groups are breakdowns of the overall mean, not folds)."""
+    task = (results.get("config") or {}).get("task") or {}
+    if not task.get("folds") and results.get("task") not in FOLDS_IN_FULL:
+        return ""
+    blocks = (results.get("metrics") or {}).values()
+    per_fold = next((b["per_fold"] for b in blocks if b.get("per_fold")), {})
+    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=_fold_rank)}
+    if not counts:
+        return ""
+    present = sum(1 for c in counts.values() if c > 0)
+    total = max(
+        FOLDS_IN_FULL.get(results.get("task", ""), 0), len(task.get("folds") or ()), present
+    )
+    if present < total:
+        return f"partial: {present} of {total} folds"
+    if len(set(counts.values())) > 1:
+        return "partial: unequal folds (" + ", ".join(f"{g}: {c}" for g, c in counts.items()) + ")"
+    return ""
+
+
+def _notes(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
 def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     method = f"SD-VICL ({_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)})"
     note = "" if _model_of(run) == "sd15" else "random weights"
-    return _blocks_rows(run, run["metrics"], method, "ours", note)
+    return _blocks_rows(run, run["metrics"], method, "ours", _notes(note, partial_phrase(run)))
 
 
 def _baseline_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
+    partial = partial_phrase(run)
     for name, blocks in competitors(run["baselines"]).items():
-        rows += _blocks_rows(run, blocks, f"baseline: {name}", "baseline", "")
+        rows += _blocks_rows(run, blocks, f"baseline: {name}", "baseline", partial)
     return rows
 
 
@@ -332,7 +366,7 @@ def _ceiling_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     side = (run["config"].get("sampler") or {}).get("resolution")
     note = f"GT at the sampler's {side} px, no VAE" if side else "no VAE"
-    return _blocks_rows(run, blocks, ORACLE_LABEL, CEILING, note)
+    return _blocks_rows(run, blocks, ORACLE_LABEL, CEILING, _notes(note, partial_phrase(run)))
 
 
 def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
