@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from sdvicl_bench.config import RunConfig, from_dict, to_dict
 from sdvicl_bench.errors import ConfigError, UserError, disk_error_line
+from sdvicl_bench.report.console import make_console
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = ("task", "data", "sampler", "model", "debug", "experiment")
@@ -31,7 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Visual in-context learning with Stable Diffusion (SD-VICL), as a benchmark suite.",
 )
-console = Console(stderr=True)
+console = make_console()  # full width in logs and pipes: no table cut at 80 columns
 
 
 WRITE_FIXES = {

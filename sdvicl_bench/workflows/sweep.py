@@ -21,6 +21,7 @@ from rich.console import Console
 
 from sdvicl_bench import evaluate
 from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.report.console import make_console
 from sdvicl_bench.workflows.ablate import Comparison, Load, write_comparison
 
 SWEEPS_DIR = Path("results/sweeps")
@@ -74,7 +75,7 @@ def run_sweep(
     console: Console | None = None,
 ) -> Comparison:
     """Run every variant of the grid on the same episodes; write the comparison."""
-    console = console or Console(stderr=True)
+    console = console or make_console()
     variants = grid(sweeps)
     cfgs = [load([*base, *overrides]) for _, overrides in variants]
     line = sharing_line(cfgs, evaluate.sharing_groups(cfgs))

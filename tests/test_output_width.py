@@ -1,0 +1,44 @@
+"""Output a person reads in a log or a pipe is not cut at 80 columns (issue 25 item 7)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from rich.table import Table
+
+from sdvicl_bench.report import console as console_module
+
+
+def test_console_is_full_width_when_not_a_terminal(monkeypatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = console_module.make_console()  # pytest captures stderr: not a terminal
+    assert console.width == console_module.PIPE_WIDTH
+    table = Table("method", "a long header that would not fit", "another long header")
+    table.add_row("SD-VICL (sd15, n=5, clip_knn; sampler.adain.enabled=False)", "12.3", "45.6")
+    with console.capture() as captured:
+        console.print(table)
+    text = captured.get()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) > 80
+    # a user's COLUMNS still wins (rich's own rule)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert console_module.make_console().width == 60
+
+
+@pytest.mark.slow
+def test_run_summary_through_a_pipe_is_not_cut(workdir) -> None:
+    """The real CLI in a subprocess, stderr a pipe: before, the summary was cut with '…'."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    out = subprocess.run(
+        [sys.executable, "-m", "sdvicl_bench", "run", "task=fgseg", "debug=smoke"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "baseline: all_objects" in out.stderr or "baseline: copy_b" in out.stderr
+    assert "…" not in out.stderr
