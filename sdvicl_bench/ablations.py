@@ -48,7 +48,8 @@ def variants(component: str) -> list[tuple[str, list[str]]]:
 
 
 def comparison_markdown(title: str, rows: list[tuple[str, dict]], kind: str = "Ablation") -> str:
-    """Markdown table: one row per variant, each metric (scaled) with its delta to the first.
+    """Markdown table: one row per variant, each metric (scaled) beside its own labelled
+    delta column ("Δ iou vs full") to the first row.
 
     rows: (label, results.json dict), the reference (the full method) first. The heading
     reads "### <kind>: <title> (<task>, <n> prompt(s))".
@@ -56,15 +57,12 @@ def comparison_markdown(title: str, rows: list[tuple[str, dict]], kind: str = "A
     full = rows[0][1]
     specs = full["config"]["task"].get("metrics") or {}
     metrics = list(full["metrics"])
-    head = [
-        "variant",
-        *[
-            f"{m} ({'↑' if (specs.get(m) or {}).get('higher_is_better', True) else '↓'})"
-            for m in metrics
-        ],
-        "Δ vs first" if kind != "Ablation" else "Δ vs full",
-        "n",
-    ]
+    against = "first" if kind != "Ablation" else "full"
+    head = ["variant"]
+    for m in metrics:
+        arrow = "↑" if (specs.get(m) or {}).get("higher_is_better", True) else "↓"
+        head += [f"{m} ({arrow})", f"Δ {m} vs {against}"]
+    head.append("n")
     prompts = full["config"]["prompts"] or full["config"]["task"]["prompts"]
     lines = [
         f"### {kind}: {title} ({full['task']}, {prompts} prompt(s))",
@@ -73,14 +71,13 @@ def comparison_markdown(title: str, rows: list[tuple[str, dict]], kind: str = "A
         "|" + "---|" * len(head),
     ]
     for label, res in rows:
-        cells, deltas = [label], []
+        cells = [label]
         for m in metrics:
             scale = float((specs.get(m) or {}).get("scale", 1))
             value = res["metrics"][m]["overall"]["mean"] * scale
             base = full["metrics"][m]["overall"]["mean"] * scale
-            cells.append(f"{value:.4g}")
-            deltas.append(f"{value - base:+.3g}")
-        cells += [", ".join(deltas) if res is not full else "-", str(res["n"])]
+            cells += [f"{value:.4g}", "-" if res is full else f"{value - base:+.3g}"]
+        cells.append(str(res["n"]))
         lines.append("| " + " | ".join(cells) + " |")
     if full.get("note"):
         lines += ["", f"Note: {full['note']}"]

@@ -197,6 +197,13 @@ def _explain_override_error(err: Exception, parsed) -> str:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
+    if "Ambiguous value" in str(err):  # a=1,2: Hydra's multirun syntax, which `run` lacks
+        several = [o.input_line for o in parsed if "," in o.input_line.partition("=")[2]]
+        shown = several[0] if several else _first_line(err)
+        return (
+            f"{shown} gives several values, and a run takes one. Fix: pass one value, or use "
+            "`sdvicl-bench sweep` with the same overrides (one run folder per value)."
+        )
     groups_only = [o.input_line for o in parsed if o.key_or_group in GROUPS]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -428,7 +435,9 @@ def tables(
 @user_errors
 def merge(
     run_dirs: Annotated[list[Path], typer.Argument(help="run folders of one run (same key)")],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No summary table: only the merged folder.")
+    ] = False,
 ) -> None:
     """Merge the shards of one run (same key) into the first folder; results.json anew."""
     from sdvicl_bench.sharding.merge import merge as merge_runs
@@ -456,7 +465,8 @@ def rescore(
 
     for run_dir in run_dirs:
         outcome = rescore_run(run_dir, quiet=quiet, console=console)
-        typer.echo(str(outcome.run_dir))
+        if quiet:  # otherwise the summary has already named the folder
+            typer.echo(str(outcome.run_dir))
 
 
 @app.command(

@@ -190,14 +190,14 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         raise (
             errors[0]
             if len(errors) == 1
-            else ConfigError(f"{name}={value!r} has the wrong type: expected {_type_name(tp)}.")
+            else ConfigError(_wrong_type(name, value, _type_name(tp)))
         )
     if origin is tuple:
         args = get_args(tp)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name}={value!r} has the wrong type: expected a list.")
+            raise ConfigError(_wrong_type(name, value, "a list"))
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, name) for v in value)
         if len(value) != len(args):
@@ -206,22 +206,22 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{name}={value!r} has the wrong type: expected true or false.")
+        raise ConfigError(_wrong_type(name, value, "true or false"))
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{name}={value!r} has the wrong type: expected an integer.")
+        raise ConfigError(_wrong_type(name, value, "an integer"))
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{name}={value!r} has the wrong type: expected a number.")
+        raise ConfigError(_wrong_type(name, value, "a number"))
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{name}={value!r} has the wrong type: expected a string.")
+        raise ConfigError(_wrong_type(name, value, "a string"))
     if tp is Any or origin is dict:
         if origin is dict and not isinstance(value, dict):
-            raise ConfigError(f"{name}={value!r} has the wrong type: expected a mapping.")
+            raise ConfigError(_wrong_type(name, value, "a mapping"))
         return value
     raise ConfigError(f"{name}: unsupported config type {tp!r}.")  # pragma: no cover
 
@@ -249,6 +249,14 @@ TASK_OPTIONS: dict[str, dict[str, Any]] = {
     "fgseg": {"score_size": int | None},  # null: the image's size; 111: VP/UnsupPR's cell
     "det": {"score_size": int | None},
     "keypoints": {
+def _wrong_type(name: str, value: Any, expected: str) -> str:
+    """One line for a value of the wrong type, with the fix (the default is always valid)."""
+    return (
+        f"{name}={value!r} has the wrong type: expected {expected}. "
+        f"Fix: pass {name}=<{expected}>, or leave {name} out for its default."
+    )
+
+
         "pck_thresholds": tuple[float, ...],  # pck@<alpha> metrics, x max(W, H)
         "marker_radius": float | None,  # disc radius / short side (null: 1.5%, at least 3 px)
     },

@@ -1,0 +1,91 @@
+"""Messages a person reads say what is wrong and how to fix it (issue 25 item 8)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sdvicl_bench.ablations import comparison_markdown
+from sdvicl_bench.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _error_line(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_several_values_for_run_point_to_sweep(workdir) -> None:
+    line = _error_line("validate", "task=fgseg", "sampler.attention.temperature=0.2,0.4")
+    assert "sampler.attention.temperature=0.2,0.4" in line
+    assert "sdvicl-bench sweep" in line and "Fix:" in line
+    assert "Ambiguous" not in line
+
+
+def test_wrong_type_names_the_fix(workdir) -> None:
+    line = _error_line("validate", "task=fgseg", 'prompts=[""]')
+    assert "expected an integer" in line
+    assert "Fix: pass prompts=<an integer>" in line
+
+
+def test_merge_quiet_has_help_text() -> None:
+    result = runner.invoke(app, ["merge", "--help"], terminal_width=200)
+    quiet = next(line for line in result.output.splitlines() if "--quiet" in line)
+    assert "summary" in quiet.lower()
+
+
+def _results(iou: float, miou: float) -> dict:
+    specs = {"iou": {"scale": 100}, "class_miou": {"scale": 100}}
+    return {
+        "task": "fgseg",
+        "n": 4,
+        "note": None,
+        "config": {"prompts": 1, "task": {"prompts": 1, "metrics": specs}},
+        "metrics": {"iou": {"overall": {"mean": iou}}, "class_miou": {"overall": {"mean": miou}}},
+    }
+
+
+def test_ablation_deltas_are_labelled_per_metric() -> None:
+    table = comparison_markdown(
+        "adain", [("full", _results(0.5, 0.4)), ("w/o", _results(0.45, 0.42))]
+    )
+    header = next(line for line in table.splitlines() if line.startswith("| variant"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells == [
+        "variant",
+        "iou (↑)",
+        "Δ iou vs full",
+        "class_miou (↑)",
+        "Δ class_miou vs full",
+        "n",
+    ]
+    row = next(line for line in table.splitlines() if line.startswith("| w/o"))
+    assert [c.strip() for c in row.strip("|").split("|")] == ["w/o", "45", "-5", "42", "+2", "4"]
+
+
+def test_pyproject_uses_an_spdx_license_string() -> None:
+    """setuptools >= 77 warns at every install of a `license = {text = ...}` table."""
+    text = (ROOT / "pyproject.toml").read_text()  # tomllib is 3.11+; the suite supports 3.10
+    assert re.search(r'^license = "MIT"$', text, re.MULTILINE)
+    assert re.search(r'^requires = \["setuptools>=77"\]', text, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_rescore_names_the_folder_once(workdir) -> None:
+    made = runner.invoke(app, ["run", "task=fgseg", "debug=smoke", "--quiet"])
+    assert made.exit_code == 0, made.output
+    run_dir = made.output.strip().splitlines()[-1]
+    result = runner.invoke(app, ["rescore", run_dir], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert lines.count(f"Run folder: {run_dir}") == 1, result.output
+    assert run_dir not in lines  # before: the bare path again after the summary
