@@ -226,6 +226,14 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     raise ConfigError(f"{name}: unsupported config type {tp!r}.")  # pragma: no cover
 
 
+def _wrong_type(name: str, value: Any, expected: str) -> str:
+    """One line for a value of the wrong type, with the fix (the default is always valid)."""
+    return (
+        f"{name}={value!r} has the wrong type: expected {expected}. "
+        f"Fix: pass {name}=<{expected}>, or leave {name} out for its default."
+    )
+
+
 def _type_name(tp: Any) -> str:
     args = [a for a in get_args(tp) if a is not type(None)]
     names = [getattr(a, "__name__", str(a)) for a in args]
@@ -249,14 +257,6 @@ TASK_OPTIONS: dict[str, dict[str, Any]] = {
     "fgseg": {"score_size": int | None},  # null: the image's size; 111: VP/UnsupPR's cell
     "det": {"score_size": int | None},
     "keypoints": {
-def _wrong_type(name: str, value: Any, expected: str) -> str:
-    """One line for a value of the wrong type, with the fix (the default is always valid)."""
-    return (
-        f"{name}={value!r} has the wrong type: expected {expected}. "
-        f"Fix: pass {name}=<{expected}>, or leave {name} out for its default."
-    )
-
-
         "pck_thresholds": tuple[float, ...],  # pck@<alpha> metrics, x max(W, H)
         "marker_radius": float | None,  # disc radius / short side (null: 1.5%, at least 3 px)
     },
