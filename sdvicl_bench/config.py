@@ -22,12 +22,37 @@ from sdvicl_bench.errors import ConfigError
 Window = tuple[int | None, int | None]
 """A window of loop indices [start, stop) (None = open end): i = 0..T-1 as in METHOD.md."""
 
+BACKBONE_NAMES: tuple[str, ...] = (
+    "sd15",
+    "sd21",
+    "sdxl",
+    "toy",
+    "tiny",
+    "tiny-sd21",
+    "tiny-sdxl",
+    "sd15-random",
+)
+"""Every backbone `model.name` accepts, real weights first, then the ones built in code.
+
+Here, in the leaf config module, so `ModelConfig` checks a name without importing the sampler
+(`sampler/backbones/names.py` re-exports it; `backbones/registry.py` asserts it implements
+exactly these names)."""
+
+
+def check_backbone_name(name: str) -> str:
+    """`name` if it is a backbone, else a one-line ConfigError with the choices."""
+    if name in BACKBONE_NAMES:
+        return name
+    close = difflib.get_close_matches(str(name), BACKBONE_NAMES, n=1)
+    hint = f" Did you mean model={close[0]}?" if close else ""
+    raise ConfigError(f"Unknown model '{name}'. Choose one of: {', '.join(BACKBONE_NAMES)}.{hint}")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which U-Net/VAE to run (METHOD.md 2; the backbones are in docs/MODELS.md).
 
-    name: a backbone of `sampler/backbones/names.py`: `sd15`, `sd21`, `sdxl` (weights from
+    name: a backbone of `BACKBONE_NAMES`: `sd15`, `sd21`, `sdxl` (weights from
     `hub_id`@`revision` or a local folder `path`), `toy` (a small pixel-space model trained
     by this project on the demo worlds; weights in the package, or `path`), `tiny`,
     `tiny-sd21`, `tiny-sdxl` (small random stacks with each family's layout, built in code,
@@ -46,8 +71,6 @@ class ModelConfig:
     compile: bool = False  # torch.compile the U-Net (one graph per batch shape; slow warm-up)
 
     def __post_init__(self) -> None:
-        from sdvicl_bench.sampler.backbones.names import check_backbone_name  # no torch import
-
         check_backbone_name(self.name)
 
 

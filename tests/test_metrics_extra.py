@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from sdvicl_bench.cli import app
 from sdvicl_bench.metrics import boundaries, confusion, fewshot
 from sdvicl_bench.metrics.keypoints import normalized_error, pck, pck_name
-from sdvicl_bench.protocols.pascal import pooled_block
+from sdvicl_bench.protocols import aggregations
+from sdvicl_bench.protocols.pascal import VOC_CLASSES, class_of_key
 from sdvicl_bench.report import tables
 from sdvicl_bench.tasks import edges, fgseg, keypoints
 
@@ -85,6 +86,12 @@ def test_fb_iou_is_torchmetrics_macro_jaccard_over_background_and_foreground():
     counts = np.array([fewshot.binary_counts(p, g) for p, g in pairs])
     assert fewshot.fb_iou(counts) == pytest.approx(float(metric.compute()), abs=1e-6)
     assert math.isnan(fewshot.fb_iou(np.zeros((0, 4))))
+
+
+def pooled_block(name: str, samples: list[dict], baseline: str | None) -> dict:
+    """`aggregations.pooled_block` of fgseg records, as `Context` hands it a Pascal-5i run:
+    classes from the `<image>__<class>` query keys, named by VOC_CLASSES."""
+    return aggregations.pooled_block(name, samples, baseline, class_of_key, VOC_CLASSES)
 
 
 def test_pooled_block_per_fold_mean_of_folds_and_class_names():

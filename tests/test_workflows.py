@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from sdvicl_bench import evaluate
 from sdvicl_bench.cli import app, load_config, split_sweeps
+from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.protocols.registry import CONFIG_PATH_ENV
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.workflows import estimate as est
-from sdvicl_bench.workflows.reproduce import estimate, experiments, jobs_of, plan
+from sdvicl_bench.workflows.reproduce import check_names, estimate, experiments, jobs_of, plan
 from sdvicl_bench.workflows.sweep import grid
 
 runner = CliRunner()
@@ -182,6 +184,49 @@ def test_reproduce_runs_identical_configs_once_and_groups_d_side_variants():
     assert index == [0, 1, 1, 2, 1, 3]
     groups = evaluate.sharing_groups(cfgs)
     assert sorted(len(g) for g in groups) == [1, 3]  # n = 1 alone; n = 5: full, no AdaIN, up only
+
+
+def user_experiment(folder: Path, name: str, title: str) -> Path:
+    """A config folder holding experiment/<name>.yaml (one fgseg job), as a user writes it."""
+    (folder / "experiment").mkdir(parents=True)
+    (folder / "experiment" / f"{name}.yaml").write_text(
+        "# @package _global_\n"
+        "experiment:\n"
+        f"  name: {name}\n"
+        f'  title: "{title}"\n'
+        "  jobs:\n"
+        "    - {run: mine, queries: 2, overrides: [task=fgseg, prompts=1]}\n"
+    )
+    return folder
+
+
+def test_experiments_are_found_on_the_config_path(tmp_path, monkeypatch):
+    """An experiment in <dir>/experiment/ of a `$SDVICL_CONFIG_PATH` folder is known next to
+    the packaged ones; a packaged name stays the packaged one (conf/ is searched first, as
+    Hydra does); without the folder the name is a one-line error naming the variable."""
+    monkeypatch.delenv(CONFIG_PATH_ENV, raising=False)
+    packaged = experiments()
+    with pytest.raises(ConfigError, match=r"mine.*\$SDVICL_CONFIG_PATH"):
+        check_names(["mine"])
+    first = user_experiment(tmp_path / "first", "mine", "My table")
+    second = user_experiment(tmp_path / "second", "fgseg_main", "not the paper's")
+    monkeypatch.setenv(CONFIG_PATH_ENV, os.pathsep.join([str(first), str(second)]))
+    known = experiments()
+    assert set(known) == {*packaged, "mine"}
+    assert known["mine"]["title"] == "My table"
+    assert known["fgseg_main"] == packaged["fgseg_main"]
+    check_names(["mine"])
+    assert [(j.experiment, j.label) for j in jobs_of("mine", known["mine"])] == [("mine", "mine")]
+
+
+@pytest.mark.slow
+def test_reproduce_runs_an_experiment_from_the_config_path(workdir, monkeypatch):
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(user_experiment(workdir / "conf", "mine", "Mine")))
+    result = runner.invoke(app, ["reproduce", "mine", "--smoke", "--quiet", "--out", "tables"])
+    assert result.exit_code == 0, result.output
+    table = (workdir / "tables" / "mine.md").read_text()
+    assert table.startswith("# Mine\n")
+    assert len(list((workdir / "results" / "runs" / "fgseg").iterdir())) == 1
 
 
 def test_estimates_follow_the_pass_counts():

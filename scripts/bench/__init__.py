@@ -1,10 +1,11 @@
-"""The sampler benchmark behind scripts/bench_sampler.py, in two parts:
+"""The sampler benchmark behind scripts/bench_sampler.py, in three parts:
 
 - `bench.measure`: the variants, the models and synthetic episodes, timing, peak memory,
   one-step agreement, the attention memory probe, and `run`, which measures everything
   and returns the record (a dict, written as JSON);
 - `bench.report`: the record's machine info, the partial JSON written as rows finish,
-  the final JSON, and the tables printed last.
+  the final JSON, and the tables printed last;
+- `bench.row`: `Row`, one measurement, which both name (so neither imports the other back).
 
 scripts/bench_sampler.py is the command line (its flags, defaults and exit code). This
 package is imported with scripts/ on sys.path (the script does that).

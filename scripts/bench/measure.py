@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from sdvicl_bench.sampler.naive import NaiveSampler, first_step_eps
 from sdvicl_bench.sampler.pipeline import Episode, Sampler
 
 from .report import fmt, fmt_bytes, log, machine_info, save_partial
+from .row import Row
 
 # The command line that runs the memory probe, one subprocess per mode.
 CLI = Path(__file__).resolve().parents[1] / "bench_sampler.py"
@@ -239,32 +240,6 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
 
 def all_finite(results) -> bool:
     return all(bool(torch.isfinite(r.latents).all()) for r in results)
-
-
-@dataclass
-class Row:
-    """One (variant, n) measurement. Times in seconds; memory in bytes."""
-
-    variant: str
-    kind: str
-    dtype: str
-    n: int
-    steps: int
-    resolution: int
-    latency_s: float | None = None
-    latency_runs: list[float] = field(default_factory=list)
-    ms_per_step: float | None = None
-    batch: int | None = None
-    batch_s_per_episode: float | None = None
-    peak_mem_latency: int | None = None
-    peak_mem_batch: int | None = None
-    mem_how: str = "n/a"
-    passes_per_step: float | None = None
-    expected_passes_per_step: int | None = None
-    unet_calls_per_step: float | None = None
-    finite: bool | None = None
-    warmup_s: float = 0.0  # warm-up runs (WARMUP_STEPS steps each), compilation included
-    note: str = ""
 
 
 def expected_passes(kind: str, n: int, swap: bool = True) -> int:

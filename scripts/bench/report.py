@@ -18,7 +18,7 @@ import torch
 from . import ROOT
 
 if TYPE_CHECKING:
-    from .measure import Row
+    from .row import Row
 
 # ----------------------------------------------------------------------------- record
 

@@ -6,8 +6,8 @@ de-duplicated by image id (best rank kept). Features: CLIP ViT-L/14 LAION-2B
 (``CLIP_MODEL_ID``), the vision tower's pooled output BEFORE the projection (1024-d), bicubic
 resize of the short side to 224, centre crop 224, CLIP mean/std.
 
-Keys follow ``sdvicl_bench.data.retrieval``: ``<image id>__<suffix>`` names one use of an image
-(the HSNet list-line form), any other key is an image id itself (``image_id_of``). The keys of
+Keys follow ``sdvicl_bench.data.keys``: ``<image id>__<suffix>`` names one use of an image (the
+HSNet list-line form), any other key is an image id itself (``image_id_of``). The keys of
 one image share its embedding, so they tie and ``knn`` would keep the lowest (e.g. the lowest
 class id); ``retrieval.clip_knn`` therefore ranks one key per image and then picks the key a
 prompt uses, hence the class its mask B shows, by ``retrieval.prompt_class``
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sdvicl_bench.data.retrieval import image_id_of
+from sdvicl_bench.data.keys import image_id_of
 from sdvicl_bench.errors import DataError, ModelError
 
 if TYPE_CHECKING:

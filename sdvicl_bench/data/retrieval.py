@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from sdvicl_bench.data.keys import image_id_of
 from sdvicl_bench.errors import DataError
 
 if TYPE_CHECKING:
@@ -34,12 +35,6 @@ if TYPE_CHECKING:
     from sdvicl_bench.config import RetrievalConfig
 
 T = TypeVar("T")
-
-
-def image_id_of(key: str) -> str:
-    """The image id of a key: the part before the last ``__``, or the key itself."""
-    head, sep, _ = key.rpartition("__")
-    return head if sep else key
 
 
 def query_rng(seed: int, query_key: str) -> np.random.Generator:

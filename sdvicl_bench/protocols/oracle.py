@@ -5,7 +5,7 @@
          (`pipeline.picture_tensor`, the task's `target_resample`)
       -> an 8-bit picture again, as the sampler returns D (`pipeline.tensor_picture`)
       -> `family.scored_picture`, `decode` and every metric, like the model's prediction
-         (`YamlTask.score`; set-level metrics through the record fields, FID through
+         (`TaskProtocol.score`; set-level metrics through the record fields, FID through
          `Context.oracle`)
 
 It does not go through the VAE (no encode / decode round trip), so it measures what the

@@ -27,7 +27,7 @@ from PIL import Image
 from sdvicl_bench.config import RunConfig
 from sdvicl_bench.protocols import oracle
 from sdvicl_bench.protocols.aggregations import Context
-from sdvicl_bench.protocols.base import Scored, TaskProtocol
+from sdvicl_bench.protocols.base import Scored
 from sdvicl_bench.protocols.episodes import build_episodes
 from sdvicl_bench.protocols.registry import (
     resolve_dataset,
@@ -55,11 +55,23 @@ class Truth:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class YamlTask(TaskProtocol):
-    """A task as its YAML names it (`protocols.registry` resolves the names)."""
+class TaskProtocol:
+    """One task's protocol, as the orchestrator (`evaluate.py`) sees it: the task as its YAML
+    names it (`protocols.registry` resolves the names). Every task is one of these.
+
+    Attributes the orchestrator reads: `metrics` (per-sample scalars, averaged over episodes
+    with a bootstrap interval), `dataset_metrics` (set-level, from all samples at once, e.g.
+    Cityscapes mIoU, FID), `baselines` (the baseline rows of every record and of
+    results.json, in order; `types.ORACLE` last, a ceiling, not a competitor:
+    `types.competitors`), `record_fields` (extra record fields the set-level metrics read,
+    e.g. fgseg's pixel counts; a record without them was made by an older version, and
+    `sdvicl-bench rescore` fills them in) and `metric_specs` (direction and scale of every
+    metric reported: results.json completes the config's `task.metrics` with them; the run
+    key is not changed).
+    """
 
     def __init__(self, cfg: RunConfig) -> None:
-        super().__init__(cfg)
+        self.cfg = cfg
         task = cfg.task
         self.decoder = resolve_decoder(task.decoder)
         resolved = resolve_metrics(task)
@@ -95,6 +107,7 @@ class YamlTask(TaskProtocol):
 
     # -- the orchestrator's contract
     def episodes(self) -> list[EpisodeSpec]:
+        """The full frozen episode list (before `limit`)."""
         return build_episodes(
             self.cfg,
             self.family.query_sets,
@@ -104,9 +117,16 @@ class YamlTask(TaskProtocol):
         )
 
     def key_inputs(self) -> dict[str, Any]:
+        """What, besides configs, changes a number (e.g. split-list hashes)."""
         return self.family.key_inputs()
 
+    def group_of(self, spec: EpisodeSpec) -> str | None:
+        """The breakdown group of an episode (the Pascal-5i fold), or None."""
+        fold = spec.meta.get("fold")
+        return None if fold is None else str(fold)
+
     def sampler_input(self, spec: EpisodeSpec) -> tuple[Episode, Truth]:
+        """The sampler's Episode (A, B, C pictures, noise ids) and the query's truth."""
         family = self.family
         episode = Episode(
             prompts=[family.image(k) for k in spec.prompts],
@@ -129,6 +149,7 @@ class YamlTask(TaskProtocol):
         return episode, truth
 
     def visualize(self, picture: Image.Image, truth: Truth) -> Image.Image:
+        """The decoded prediction drawn as a picture at the query's size (for grids)."""
         prediction = self.decode(picture, truth.target)
         if callable(getattr(self.decoder, "visualize", None)):
             return self._call("visualize", prediction, truth.target)
@@ -140,6 +161,7 @@ class YamlTask(TaskProtocol):
         return oracle.oracle_picture(gt_picture, self.cfg.sampler.resolution, self.target_resample)
 
     def score(self, spec: EpisodeSpec, truth: Truth, picture: Image.Image) -> Scored:
+        """Decode the raw prediction picture at the query's own size and score it."""
         scored, family = truth.scored, self.family
         gt_picture = self.render_gt(truth.target)
         black = Image.new("RGB", size_of(scored))
@@ -174,6 +196,9 @@ class YamlTask(TaskProtocol):
     def dataset_metric(
         self, name: str, samples: list[dict], baseline: str | None, run_dir: Path | None
     ) -> float | dict[str, Any]:
+        """A set-level metric over samples.jsonl records (ours, or a baseline's) of the run
+        folder `run_dir` (None: no folder, so nothing saved to read back): a number, or a
+        whole results block (`overall`, `per_fold`, `mean_of_folds`, `per_class`)."""
         context = Context(
             dict(self.cfg.task.options),
             run_dir,

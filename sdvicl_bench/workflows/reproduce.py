@@ -23,6 +23,7 @@ from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.errors import ConfigError
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "conf" / "experiment"
+"""The packaged experiments (the paper's tables)."""
 
 Load = Callable[[list[str]], RunConfig]
 
@@ -39,12 +40,23 @@ class Job:
     queries: int
 
 
+def experiment_dirs() -> list[Path]:
+    """Where experiments are looked for: conf/experiment/, then `<folder>/experiment/` of each
+    `$SDVICL_CONFIG_PATH` folder, the order Hydra searches the config groups in."""
+    from sdvicl_bench.protocols.registry import config_dirs
+
+    return [EXPERIMENTS_DIR, *(d / "experiment" for d in config_dirs())]
+
+
 def experiments() -> dict[str, dict]:
-    """conf/experiment/*.yaml by name: {name, title, jobs}."""
-    return {
-        path.stem: yaml.safe_load(path.read_text())["experiment"]
-        for path in sorted(EXPERIMENTS_DIR.glob("*.yaml"))
-    }
+    """Every experiment YAML by name: {name, title, jobs}; a name found twice is the first
+    folder's (`experiment_dirs`), as Hydra would compose it."""
+    found: dict[str, dict] = {}
+    for folder in experiment_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem not in found:
+                found[path.stem] = yaml.safe_load(path.read_text())["experiment"]
+    return found
 
 
 def check_names(names: list[str]) -> None:
@@ -55,7 +67,9 @@ def check_names(names: list[str]) -> None:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
-                f"Unknown experiment '{name}'. Choose from: {', '.join(known)}.{hint}"
+                f"Unknown experiment '{name}'. Choose from: {', '.join(known)}.{hint} "
+                f"For your own, put {name}.yaml in a folder <dir>/experiment/ and <dir> on "
+                "$SDVICL_CONFIG_PATH."
             )
 
 
