@@ -114,12 +114,68 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         key = o.key_or_group
         if key in GROUPS and o.value_type is not None and isinstance(o.value(), str):
             _check_choice(key, o.value())
+    import yaml
+
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             cfg = hydra_compose("config", overrides=_search_path() + overrides)
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        composed = OmegaConf.to_container(cfg, resolve=True)
+    except yaml.YAMLError as err:  # a config file that is not YAML (a user's task file)
+        raise ConfigError(_yaml_error_line(err)) from None
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain_override_error(err, parsed)) from None
+    _check_task_file(composed["task"])  # type: ignore[index]
+    return composed  # type: ignore[return-value]
+
+
+TASK_KEYS = ("name", "dataset", "decoder")
+"""What a task YAML must say itself (the dataclass defaults are fgseg's: without `decoder:`
+a new task would silently be scored as fgseg)."""
+
+
+def _yaml_error_line(err: Exception) -> str:
+    """One line for a YAML syntax error: the file, line and column, what is wrong."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a file"
+    problem = getattr(err, "problem", None) or _first_line(err)
+    return (
+        f"{where} is not valid YAML ({problem}). Fix: correct that line "
+        "(the file is a config of conf/ or of a $SDVICL_CONFIG_PATH folder)."
+    )
+
+
+def _check_task_file(task: dict[str, Any]) -> None:
+    """A task YAML must name its dataset and decoder (the available ones listed)."""
+    from sdvicl_bench.protocols.registry import DATASETS, DECODERS
+
+    missing = [k for k in TASK_KEYS if not task.get(k)]
+    if not missing:
+        return
+    name = task.get("name") or "?"
+    found = next(
+        (
+            d / "task" / f"{name}.yaml"
+            for d in [CONF_DIR, *_config_dirs()]
+            if (d / "task" / f"{name}.yaml").is_file()
+        ),
+        f"the task YAML of task={name}",
+    )
+    fixes = {
+        "name": f"name: {name}",
+        "dataset": f"dataset: <one of {', '.join(DATASETS)}>",
+        "decoder": f"decoder: <one of {', '.join(DECODERS)}, or a module pkg.module>",
+    }
+    raise ConfigError(
+        f"{found} has no {' or '.join(missing)}. Fix: add "
+        + "; ".join(fixes[k] for k in missing)
+        + " (README: Adding a task)."
+    )
+
+
+def _config_dirs() -> list[Path]:
+    from sdvicl_bench.protocols.registry import config_dirs
+
+    return config_dirs()
 
 
 def _search_path() -> list[str]:

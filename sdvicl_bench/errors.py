@@ -36,6 +36,13 @@ def disk_error_line(err: OSError, fix: str) -> str | None:
     Names the path (`err.filename`, when the failing call knew it), the cause and the fix:
     free space, or `fix` (the command's way to choose a writable folder).
     """
+    if err.errno == errno.ENAMETOOLONG:
+        name = str(err.filename or "a path")
+        shown = name if len(name) <= 120 else f"{name[:80]}...{name[-30:]}"
+        return (
+            f"File name too long: {shown} (at most 255 characters per folder "
+            f"name and 4,095 per path). Fix: {fix}, with a shorter path."
+        )
     cause = DISK_ERRORS.get(err.errno)
     if cause is None:
         return None

@@ -89,3 +89,45 @@ def test_rescore_names_the_folder_once(workdir) -> None:
     lines = [line.strip() for line in result.output.splitlines()]
     assert lines.count(f"Run folder: {run_dir}") == 1, result.output
     assert run_dir not in lines  # before: the bare path again after the summary
+
+
+# ---------------------------------------------------------------------------------------
+# A user's task YAML and paths: one line, exit 2 (issue 25 items 3 and 4)
+
+
+@pytest.fixture
+def user_tasks(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "conf"
+    (folder / "task").mkdir(parents=True)
+    files = {
+        "nodecoder": "name: nodecoder\ndataset: pascal5i\nmetrics:\n  iou: {}\n",
+        "notyaml": "name: notyaml\ndataset: [pascal5i\n",
+        "intmetric": "name: intmetric\ndataset: pascal5i\ndecoder: fgseg\nmetrics:\n  iou: 5\n",
+    }
+    for name, text in files.items():
+        (folder / "task" / f"{name}.yaml").write_text(text)
+    monkeypatch.setenv("SDVICL_CONFIG_PATH", str(folder))
+    return folder
+
+
+def test_a_task_without_decoder_names_the_decoders(workdir, user_tasks) -> None:
+    line = _error_line("validate", "task=nodecoder", "model=tiny", "data=demo")
+    assert str(user_tasks / "task" / "nodecoder.yaml") in line
+    assert "has no decoder" in line and "fgseg, det, semseg" in line  # before: ran as fgseg
+
+
+def test_a_task_file_that_is_not_yaml_is_one_line(workdir, user_tasks) -> None:
+    line = _error_line("validate", "task=notyaml", "model=tiny", "data=demo")
+    assert "notyaml.yaml, line 3" in line and "not valid YAML" in line  # before: 357 lines
+
+
+def test_a_metric_entry_of_the_wrong_type_is_one_line(workdir, user_tasks) -> None:
+    line = _error_line("validate", "task=intmetric", "model=tiny", "data=demo")
+    assert "metric 'iou' is 5, not a mapping" in line  # before: TypeError
+
+
+@pytest.mark.parametrize("long_path", ["a" * 300, "/".join(["a"] * 2100)])
+def test_an_output_dir_too_long_is_one_line(workdir, long_path) -> None:
+    line = _error_line("run", "task=fgseg", "debug=smoke", f"output_dir={workdir / long_path}")
+    assert "File name too long" in line and "Fix:" in line  # before: Errno 36 traceback
+    assert len(line) < 400

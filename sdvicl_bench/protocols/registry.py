@@ -178,6 +178,11 @@ def resolve_metrics(task: TaskConfig) -> list[Metric]:
     whose `when` the options do not match left out, every name resolved."""
     out: list[Metric] = []
     for name, raw in current_metrics(task).items():
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(
+                f"task={task.name}: metric '{name}' is {raw!r}, not a mapping. Fix: write "
+                f"`{name}: {{higher_is_better: true}}` (or `{name}: {{}}`) in its task YAML."
+            )
         spec = dict(raw or {})
         for key in spec:
             if key not in SPEC_KEYS:
