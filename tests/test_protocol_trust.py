@@ -279,22 +279,27 @@ def _notes(runs: list[dict[str, Any]]) -> dict[str, str]:
 
 def test_references_with_another_protocol_are_marked():
     unsup = {"name": "clip_knn", "class_filter": "none", "prompt_class": "last_listed"}
+    vp_scoring = {"score_size": 111, "binarize": "vp"}
     default = _notes([_fgseg_run({}, unsup)])
-    assert default["VP MAE-VQGAN, UnsupPR prompts"] == "protocol differs: score_size=111"
+    assert default["VP MAE-VQGAN, UnsupPR prompts"] == (
+        "protocol differs: score_size=111, binarize=vp"
+    )
     assert "SupPR's trained retriever" in default["VP MAE-VQGAN, SupPR prompts"]
     assert default["SD-VICL (paper Tab. 9/10, full)"] == "prompts inferred"
-    vp_like = _notes([_fgseg_run({"score_size": 111}, unsup)])
+    vp_like = _notes([_fgseg_run(vp_scoring, unsup)])
     assert vp_like["VP MAE-VQGAN, UnsupPR prompts"] == ""  # same protocol: not marked
     assert vp_like["VP MAE-VQGAN, random prompts"].startswith("protocol differs")
     assert vp_like["VP MAE-VQGAN, SupPR prompts"].startswith("protocol differs")
-    lowest = _notes([_fgseg_run({"score_size": 111}, {**unsup, "prompt_class": "query"})])
+    rounded = _notes([_fgseg_run({"score_size": 111}, unsup)])
+    assert rounded["VP MAE-VQGAN, UnsupPR prompts"] == "protocol differs: binarize=vp"
+    lowest = _notes([_fgseg_run(vp_scoring, {**unsup, "prompt_class": "query"})])
     assert lowest["VP MAE-VQGAN, UnsupPR prompts"] == "protocol differs: prompt_class=last_listed"
-    both = _notes([_fgseg_run({}, unsup), _fgseg_run({"score_size": 111}, unsup)])
+    both = _notes([_fgseg_run({}, unsup), _fgseg_run(vp_scoring, unsup)])
     assert both["VP MAE-VQGAN, UnsupPR prompts"] == (
-        "protocol differs from 1 of 2 runs: score_size=111"
+        "protocol differs from 1 of 2 runs: score_size=111, binarize=vp"
     )
     same_class = {"name": "same_class", "class_filter": "none", "prompt_class": "last_listed"}
-    vp_style = _notes([_fgseg_run({"score_size": 111}, same_class)])
+    vp_style = _notes([_fgseg_run(vp_scoring, same_class)])
     assert vp_style["SD-VICL (paper Tab. 9/10, full)"] == (
         "prompts inferred; protocol differs: retrieval=clip_knn"
     )

@@ -146,9 +146,9 @@ GOLDEN_MARKDOWN = """\
 | fgseg | SD-VICL (paper Tab. 9/10, full) | iou | 55.49 |  |  |  |  | 5 | prompts inferred | reference |
 | fgseg | SD-VICL (paper Tab. 9, without AdaIN) | iou | 51.55 |  |  |  |  | 5 | prompts inferred | reference |
 | fgseg | SD-VICL (paper Tab. 10, only 64x64 layers) | iou | 50.33 |  |  |  |  | 5 | prompts inferred | reference |
-| fgseg | VP MAE-VQGAN, random prompts | iou | 27.56 |  |  | 28.66 / 30.21 / 27.81 / 23.55 |  | 1 | protocol differs: prompts of a random fold class (UnsupPR --random), 3 seeds, score_size=111, episodes=1000 | reference |
-| fgseg | VP MAE-VQGAN, UnsupPR prompts | iou | 33.56 |  |  | 34.75 / 35.92 / 32.41 / 31.16 |  | 1 | protocol differs: score_size=111, class_filter=none, prompt_class=last_listed | reference |
-| fgseg | VP MAE-VQGAN, SupPR prompts | iou | 35.56 |  |  | 37.08 / 38.43 / 34.40 / 32.32 |  | 1 | protocol differs: SupPR's trained retriever, score_size=111 | reference |
+| fgseg | VP MAE-VQGAN, random prompts | iou | 27.56 |  |  | 28.66 / 30.21 / 27.81 / 23.55 |  | 1 | protocol differs: prompts of a random fold class (UnsupPR --random), 3 seeds, score_size=111, binarize=vp, episodes=1000 | reference |
+| fgseg | VP MAE-VQGAN, UnsupPR prompts | iou | 33.56 |  |  | 34.75 / 35.92 / 32.41 / 31.16 |  | 1 | protocol differs: score_size=111, binarize=vp, class_filter=none, prompt_class=last_listed | reference |
+| fgseg | VP MAE-VQGAN, SupPR prompts | iou | 35.56 |  |  | 37.08 / 38.43 / 34.40 / 32.32 |  | 1 | protocol differs: SupPR's trained retriever, score_size=111, binarize=vp | reference |
 | fgseg | paper: relative claim |  | n/a |  |  |  |  | n/a | SD-VICL +8.9 mIoU over VP and +3.2 over IMProv (absolute points) | reference |
 | semseg | SD-VICL (tiny, n=2, random) | miou | 25.00 |  |  |  | 3 | 2 | random weights | ours |
 | semseg | SD-VICL (tiny, n=2, random) | accuracy | 75.00 |  |  |  | 3 | 2 | random weights | ours |

@@ -3,6 +3,8 @@
 The root folder holds the FLD benchmark as distributed::
 
     <root>/Anno/list_landmarks.txt          landmarks per image (format below)
+    <root>/Anno/list_bbox.txt               the clothes box per image (needed for
+                                            ``task.options.normalize=box`` only)
     <root>/Eval/list_eval_partition.txt     train | val | test per image
     <root>/Img/img/...                      photographs; ``image_name`` is relative to Img/
 
@@ -14,6 +16,10 @@ the clothes type (1 upper body, 2 lower body, 3 full body), the variation type, 
 ``LANDMARK_NAMES``). Rows padded with extra all-zero triples are accepted. Visibility is
 FLD's own convention: 0 visible, 1 occluded, 2 truncated (not COCO's). ``x``, ``y`` are pixel
 coordinates in the photograph.
+
+``list_bbox.txt``: line 1 the number of images, line 2 the header ``image_name x_1 y_1 x_2
+y_2``, then one row per image: the name and the clothes box's upper-left (x_1, y_1) and
+lower-right (x_2, y_2) corners, integer pixels, x_2 > x_1 and y_2 > y_1.
 
 ``make_demo_fld`` writes a small deterministic look-alike in the same layout, so the loader
 here is what reads it. Nothing here downloads anything.
@@ -54,6 +60,8 @@ VISIBLE, OCCLUDED, TRUNCATED = 0, 1, 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 LANDMARKS_FILE = "Anno/list_landmarks.txt"
+BBOX_FILE = "Anno/list_bbox.txt"
+BBOX_HEADER: tuple[str, ...] = ("image_name", "x_1", "y_1", "x_2", "y_2")
 PARTITION_FILE = "Eval/list_eval_partition.txt"
 _FIX_DOWNLOAD = (
     'Fix: download DeepFashion "Fashion Landmark Detection" (FLD) and pass '
@@ -154,6 +162,39 @@ def parse_landmarks(path: Path) -> list[FLDRecord]:
     return records
 
 
+Box = tuple[int, int, int, int]
+"""A clothes box (x_1, y_1, x_2, y_2): upper-left and lower-right corners, pixels."""
+
+
+def parse_bboxes(path: Path) -> dict[str, Box]:
+    """Parse ``Anno/list_bbox.txt`` (see the module docstring): image name -> box.
+
+    Each row needs the image name and four integers with x_2 > x_1 and y_2 > y_1; a name
+    may appear once. Anything else raises a one-line DataError naming the file and line.
+    """
+    path = Path(path)
+    lines = _read_lines(path, "box list")
+    rows = _body(path, lines, "image_name")
+    if tuple(lines[1].split()) != BBOX_HEADER:
+        raise _bad(path, 2, f"expected the header {' '.join(BBOX_HEADER)!r}")
+    out: dict[str, Box] = {}
+    for number, tokens in rows:
+        if len(tokens) != 5:
+            raise _bad(path, number, "expected 'image_name x_1 y_1 x_2 y_2'")
+        try:
+            x1, y1, x2, y2 = (int(t) for t in tokens[1:])
+        except ValueError:
+            raise _bad(path, number, f"non-integer corner in the row for {tokens[0]!r}") from None
+        if x2 <= x1 or y2 <= y1:
+            raise _bad(
+                path, number, f"empty box ({x1}, {y1}, {x2}, {y2}): needs x_2 > x_1, y_2 > y_1"
+            )
+        if tokens[0] in out:
+            raise _bad(path, number, f"second box for {tokens[0]!r}")
+        out[tokens[0]] = (x1, y1, x2, y2)
+    return out
+
+
 def parse_partition(path: Path) -> dict[str, str]:
     """Parse ``Eval/list_eval_partition.txt``: image name -> 'train' | 'val' | 'test'."""
     path = Path(path)
@@ -189,6 +230,7 @@ class FLDDataset:
             )
         self._records: list[FLDRecord] | None = None
         self._partition: dict[str, str] | None = None
+        self._boxes: dict[str, Box] | None = None
 
     def all_records(self) -> list[FLDRecord]:
         """Every row of ``Anno/list_landmarks.txt``, in file order."""
@@ -201,6 +243,12 @@ class FLDDataset:
         if self._partition is None:
             self._partition = parse_partition(self.root / PARTITION_FILE)
         return self._partition
+
+    def boxes(self) -> dict[str, Box]:
+        """Image name -> clothes box, from ``Anno/list_bbox.txt`` (read on first use)."""
+        if self._boxes is None:
+            self._boxes = parse_bboxes(self.root / BBOX_FILE)
+        return self._boxes
 
     def records(self, split: str) -> list[FLDRecord]:
         """Records of one split ('train' | 'val' | 'test'), in landmark-file order."""
@@ -224,7 +272,7 @@ class FLDDataset:
 # --------------------------------------------------------------------------------------
 # Demo data
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 """Bump when the generator's output changes, so old demo folders are rewritten."""
 MIN_DEMO_IMAGES = 16
 """With fewer images the test split would hold under 2 images of some clothes type."""
@@ -267,7 +315,8 @@ def make_demo_fld(
     round-robin within each split, so train and test hold several of every type. Visibility:
     mostly 0, landmark ``i % K`` of image ``i`` gets ``i % 3`` and others are occluded or
     truncated at random, every image keeps at least 2 visible; truncated landmarks are
-    written at (0, 0). ``size`` is (W, H), at least (48, 48).
+    written at (0, 0). Each image's box in ``Anno/list_bbox.txt`` is the garment's: its
+    outline's extent, rounded outwards. ``size`` is (W, H), at least (48, 48).
 
     Deterministic (same arguments, same bytes) and idempotent: when ``root/.demo_complete``
     records the same parameters nothing is rewritten; otherwise the marker is removed, the
@@ -302,13 +351,14 @@ def make_demo_fld(
     dealt = {split: 0 for split in SPLITS}
     landmark_rows: list[str] = []
     partition_rows: list[str] = []
+    box_rows: list[str] = []
     for i, image_seed in enumerate(seeds):
         rng = np.random.default_rng(image_seed)
         split = "val" if i % 8 == 7 else ("train" if i % 2 == 0 else "test")
         clothes_type = dealt[split] % 3 + 1
         dealt[split] += 1
         name = f"img/demo_{i + 1:06d}.jpg"
-        picture, xy = _render_garment(clothes_type, rng, width, height)
+        picture, xy, box = _render_garment(clothes_type, rng, width, height)
         visibility = _demo_visibility(i, len(xy), rng)
         xy[visibility == TRUNCATED] = 0
         Image.fromarray(picture, mode="RGB").save(root / "Img" / name, quality=92)
@@ -318,6 +368,7 @@ def make_demo_fld(
         variation = int(rng.integers(1, 3))
         landmark_rows.append(f"{name:<40}{clothes_type:<3}{variation:<3}{triples}")
         partition_rows.append(f"{name:<40}{split}")
+        box_rows.append(f"{name:<40}" + " ".join(f"{v:4d}" for v in box))
 
     header = " ".join(
         ["image_name", "clothes_type", "variation_type"]
@@ -331,6 +382,7 @@ def make_demo_fld(
     _write(
         root / PARTITION_FILE, [str(num_images), "image_name evaluation_status", *partition_rows]
     )
+    _write(root / BBOX_FILE, [str(num_images), " ".join(BBOX_HEADER), *box_rows])
     marker.write()
     return root
 
@@ -354,8 +406,10 @@ def _demo_visibility(i: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def _render_garment(
     clothes_type: int, rng: np.random.Generator, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (H, W, 3) picture of one garment and its landmarks, int (K, 2) pixel (x, y)."""
+) -> tuple[np.ndarray, np.ndarray, Box]:
+    """uint8 (H, W, 3) picture of one garment, its landmarks int (K, 2) pixel (x, y), and its
+    box (x_1, y_1, x_2, y_2): the outline's extent rounded outwards (so it holds every
+    landmark, each a rounded point of the outline), within the image."""
     # Textured background: a muted colour, a gradient and smooth noise.
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     base = rng.uniform(60, 190, size=3)
@@ -385,4 +439,7 @@ def _render_garment(
     right = cc >= x0 + 0.5 * box_w
     image[rr[right], cc[right]] *= 0.55
     landmarks = np.clip(np.rint(place(_LANDMARKS_UNIT[clothes_type])), 0, [width - 1, height - 1])
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), landmarks.astype(np.int64)
+    low = np.clip(np.floor(outline.min(axis=0)), 0, [width - 1, height - 1]).astype(int)
+    high = np.clip(np.ceil(outline.max(axis=0)), 0, [width - 1, height - 1]).astype(int)
+    box = (int(low[0]), int(low[1]), int(high[0]), int(high[1]))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), landmarks.astype(np.int64), box

@@ -13,30 +13,54 @@ The benchmark number is then the mean over folds (as HSNet's ``AverageMeter`` pe
 averaged over the four folds). A pooled union of 0 (no foreground in any ground truth and
 none predicted) gives IoU 1.0, as ``foreground_iou`` does for one episode (HSNet's code would
 give 0; it cannot happen on Pascal-5i, where every query shows its class).
+
+Void pixels (the 255 border of the VOC labels): by default (``void=ignore``) they leave all
+four counts, in the prediction and in the truth alike, as HSNet's ``Evaluator`` does (its
+``classify_prediction`` sets the prediction to 255 wherever the query's ignore mask is set,
+and ``torch.histc(bins=2, min=0, max=1)`` then counts neither; PFENet's scheme). With
+``void=background`` they count as background, as the per-episode ``iou`` counts them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
+VOID_RULES = ("ignore", "background")
+"""`task.options.void` values (config.TASK_OPTIONS lists the same); the first is the default."""
 
-def binary_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:
+
+def void_rule(options: dict[str, Any]) -> str:
+    """The void rule a task's options name (`task.options.void`; ``ignore`` when unset)."""
+    return str(options.get("void") or VOID_RULES[0])
+
+
+def binary_counts(
+    pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None
+) -> tuple[int, int, int, int]:
     """(fg_inter, fg_union, bg_inter, bg_union) pixel counts of two bool masks (H, W).
 
-    Foreground is True; background is False in both. Shapes must match (ValueError
-    otherwise). Non-bool arrays are read as ``!= 0``.
+    Foreground is True; background is False in both. ``void``: bool (H, W), pixels left out
+    of all four counts (HSNet's ignore mask); None counts every pixel. Shapes must match
+    (ValueError otherwise). Non-bool arrays are read as ``!= 0``.
     """
     pred = np.asarray(pred).astype(bool, copy=False)
     gt = np.asarray(gt).astype(bool, copy=False)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from ground truth {gt.shape}")
+    keep = np.ones(gt.shape, dtype=bool)
+    if void is not None:
+        void = np.asarray(void).astype(bool, copy=False)
+        if void.shape != gt.shape:
+            raise ValueError(f"void mask shape {void.shape} differs from ground truth {gt.shape}")
+        keep = ~void
     return (
-        int(np.count_nonzero(pred & gt)),
-        int(np.count_nonzero(pred | gt)),
-        int(np.count_nonzero(~pred & ~gt)),
-        int(np.count_nonzero(~pred | ~gt)),
+        int(np.count_nonzero(pred & gt & keep)),
+        int(np.count_nonzero((pred | gt) & keep)),
+        int(np.count_nonzero(~pred & ~gt & keep)),
+        int(np.count_nonzero((~pred | ~gt) & keep)),
     )
 
 

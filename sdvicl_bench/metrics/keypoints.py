@@ -6,9 +6,14 @@ that have at least one visible landmark (an image with none gives NaN and is lef
 Missing predictions (NaN) are never skipped: PCK counts them wrong, MSE and NE put them at
 the image centre.
 
-Normalisers: PCK's threshold is ``alpha * max(W, H)`` px; MSE and NE work in normalised
-coordinates (x / W, y / H), the space in which the FLD papers (Liu et al., ECCV 2016, and
-their successors) report the normalised error.
+Normalisers: ``size`` (W, H) is the frame the coordinates are in. PCK's threshold is
+``alpha * max(W, H)`` px; MSE and NE work in normalised coordinates (x / W, y / H). With
+``task.options.normalize=image`` (default) the frame is the query image; with ``box`` it is
+the clothes box of FLD's ``Anno/list_bbox.txt`` (coordinates relative to its upper-left
+corner, ``tasks.keypoints.BoxLandmarks``), the crop FLD-trained models are scored on
+(mmfashion's ``LandmarkDetectDataset`` crops to the box and its ``LandmarkDetectorEvaluator``
+takes the L2 distance of (dx / box w, dy / box h)). A missing prediction is put at the
+frame's centre: the image's, or the box's.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def pck(
 ) -> float:
     """Fraction of the visible landmarks predicted within ``alpha * max(W, H)`` px.
 
-    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the frame of ``size`` (W, H) (the image,
+    or the clothes box: the module docstring); ``visible``
     bool (K,). A landmark is right when its Euclidean distance to the ground truth is
     <= the threshold; a missing prediction (any NaN) is wrong. The mean is over the visible
     landmarks of this image; no visible landmark gives NaN.
@@ -58,9 +64,9 @@ def normalized_mse(
 ) -> float:
     """Mean squared error of normalised coordinates (x / W, y / H) over the visible landmarks.
 
-    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the frame of ``size`` (W, H); ``visible``
     bool (K,). The mean runs over both coordinates of every visible landmark (2 x K_visible
-    squared differences). A missing prediction (any NaN) is replaced by the image centre
+    squared differences). A missing prediction (any NaN) is replaced by the frame's centre
     ((W - 1) / 2, (H - 1) / 2) in pixel-centre coordinates. No visible landmark gives NaN.
     """
     diff = _normalized_offsets(pred, gt, visible, size)
@@ -72,9 +78,9 @@ def normalized_error(
 ) -> float:
     """FLD's normalised error (NE): mean L2 distance in normalised coordinates (x / W, y / H).
 
-    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the image of ``size`` (W, H); ``visible``
+    ``pred``, ``gt`` float (K, 2) pixel (x, y) in the frame of ``size`` (W, H); ``visible``
     bool (K,). The mean runs over the visible landmarks of ``sqrt((dx / W)^2 + (dy / H)^2)``.
-    A missing prediction (any NaN) is replaced by the image centre ((W - 1) / 2, (H - 1) / 2),
+    A missing prediction (any NaN) is replaced by the frame's centre ((W - 1) / 2, (H - 1) / 2),
     as in ``normalized_mse``. No visible landmark gives NaN.
     """
     diff = _normalized_offsets(pred, gt, visible, size)
@@ -85,7 +91,7 @@ def _normalized_offsets(
     pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, size: tuple[int, int]
 ) -> np.ndarray | None:
     """(pred - gt) / (W, H) of the visible landmarks, float (K_visible, 2); a missing
-    prediction (any NaN) counts as the image centre. None when no landmark is visible."""
+    prediction (any NaN) counts as the frame's centre. None when no landmark is visible."""
     pred, gt, visible = _prepare(pred, gt, visible)
     if not visible.any():
         return None

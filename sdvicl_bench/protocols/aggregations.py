@@ -40,6 +40,22 @@ class Context:
 
 
 @dataclass(frozen=True)
+class RecordRule:
+    """A record field naming the rule that produced an aggregation's record field, so a
+    record made under another rule is told apart (and `rescore` recomputes it): `field`, its
+    value under a task's options (`of`), and `legacy`, the rule of records made before the
+    field existed."""
+
+    field: str
+    of: Callable[[dict[str, Any]], str]
+    legacy: str
+
+    def of_record(self, record: dict) -> str:
+        """The rule a record's field was made by (`legacy` where the record does not say)."""
+        return str(record.get(self.field, self.legacy))
+
+
+@dataclass(frozen=True)
 class Aggregation:
     """A set-level metric: `reduce(records, baseline, context)`; `collect(prediction, target,
     extras)` fills record field `field` per sample (None: reads the saved pictures)."""
@@ -49,14 +65,22 @@ class Aggregation:
     collect: Callable[[Any, Any, dict[str, Any]], Any] | None = None
     check: Callable[[Any], None] | None = None
     """Run when the protocol is built (fail before the run, not after); gets the RunConfig."""
+    rule: RecordRule | None = None
+    """The record field saying which rule filled `field` (fgseg's `counts_void`)."""
 
 
 # ----------------------------------------------------------------------------- fgseg pooled
 
+COUNTS_VOID = RecordRule("counts_void", fewshot.void_rule, legacy="background")
+"""How a record's `counts` treat the 255 void pixels (`task.options.void`): `ignore` (left
+out, HSNet's rule) or `background`; records from before the field counted them as
+background."""
+
 
 def _pooled(name: str) -> Callable[[list[dict], str | None, Context], dict[str, Any]]:
     def reduce(samples: list[dict], baseline: str | None, ctx: Context) -> dict[str, Any]:
-        return pooled_block(name, samples, baseline, ctx.class_of, ctx.class_names)
+        rule = COUNTS_VOID.of(ctx.options)
+        return pooled_block(name, samples, baseline, ctx.class_of, ctx.class_names, rule)
 
     return reduce
 
@@ -67,17 +91,23 @@ def pooled_block(
     baseline: str | None,
     class_of: Callable[[str], Hashable],
     class_names: tuple[str, ...],
+    void: str | None = None,
 ) -> dict[str, Any]:
     """`class_miou` or `fb_iou` (metrics.fewshot) of fgseg records, as a results.json block.
 
     From each record's `counts` (ours under "None", or the baseline's): `per_fold` pools
     the records of a fold (their `group`), `mean_of_folds` averages the folds (the number
     few-shot papers report), `overall` pools every record; class_miou adds `per_class`
-    (`class_names[c - 1]`, each class pooled over its records).
+    (`class_names[c - 1]`, each class pooled over its records). `void`: the void rule the
+    counts must have been made by (`COUNTS_VOID`), named in the block as `void`; a record
+    made by another (an older run's, void as background) makes the block NaN until
+    `sdvicl-bench rescore`. None: records taken as they are.
     """
     key = str(baseline)
-    if not samples or any(key not in s.get("counts", {}) for s in samples):
-        return {"overall": {"mean": NAN, "n": 0}, "mean_of_folds": NAN}
+    stale = void is not None and any(COUNTS_VOID.of_record(s) != void for s in samples)
+    if not samples or stale or any(key not in s.get("counts", {}) for s in samples):
+        block: dict[str, Any] = {"overall": {"mean": NAN, "n": 0}, "mean_of_folds": NAN}
+        return block if void is None else {**block, "void": void}
     counts = np.asarray([s["counts"][key] for s in samples], dtype=np.int64)
     classes = [class_of(s["query"]) for s in samples]
     groups = [s.get("group") for s in samples]
@@ -92,11 +122,13 @@ def pooled_block(
         rows = [i for i, x in enumerate(groups) if x == g]
         per_fold[g] = {"mean": value(rows), "n": len(rows)}
     means = [v["mean"] for v in per_fold.values()]
-    block: dict[str, Any] = {
+    block = {
         "overall": {"mean": value(list(range(len(samples)))), "n": len(samples)},
         "per_fold": per_fold,
         "mean_of_folds": float(np.mean(means)) if means else NAN,
     }
+    if void is not None:
+        block["void"] = void
     if name == "class_miou":
         per_class = fewshot.class_iou(counts, classes)
         block["per_class"] = {class_names[c - 1]: v for c, v in per_class.items()}
@@ -191,12 +223,13 @@ def _fid(samples: list[dict], baseline: str | None, ctx: Context) -> float:
     """FID of the predictions (or of the grey-query baseline, or of the oracle: each saved
     GT picture through `ctx.oracle`) against the GT pictures, read back from the run folder:
     NaN without a folder, with `task.options.fid=false`, for a baseline whose pictures are
-    not kept, or when a sample's pictures are missing."""
+    not kept, or when a sample's pictures are missing. `task.options.fid_preprocess`
+    (default pytorch_fid) picks the resize and scaling (`metrics.fid`)."""
     if not ctx.options.get("fid", True) or ctx.run_dir is None:
         return NAN
     if baseline not in (None, "grey", ORACLE) or (baseline == ORACLE and ctx.oracle is None):
         return NAN  # black and copy-of-B pictures are not kept (the oracle's: from the GT's)
-    from sdvicl_bench.metrics.fid import fid_score, resolve_weights
+    from sdvicl_bench.metrics.fid import FID_PREPROCESS, fid_score, resolve_weights
     from sdvicl_bench.report.records import missing_pictures
 
     run_dir = ctx.run_dir
@@ -218,16 +251,22 @@ def _fid(samples: list[dict], baseline: str | None, ctx: Context) -> float:
         preds = [load(s["pred"]) for s in samples]
     else:
         preds = [load(s["gt"], baseline == "grey", baseline == ORACLE) for s in samples]
-    return fid_score(preds, targets, weights=resolve_weights(ctx.options.get("fid_weights")))
+    weights = resolve_weights(ctx.options.get("fid_weights"))
+    preprocess = str(ctx.options.get("fid_preprocess", FID_PREPROCESS[0]))
+    return fid_score(preds, targets, weights=weights, preprocess=preprocess)
 
 
-def _binary_counts(pred: np.ndarray, gt: np.ndarray, _extras: dict) -> list[int]:
-    return list(fewshot.binary_counts(pred, gt))
+def _binary_counts(pred: np.ndarray, gt: np.ndarray, extras: dict) -> list[int]:
+    """A record's fgseg counts; the family's `void` extra (its void pixels at the scoring
+    size, given under `void=ignore`) leaves those pixels out."""
+    return list(fewshot.binary_counts(pred, gt, extras.get("void")))
 
 
 AGGREGATIONS: dict[str, Aggregation] = {
-    "pooled_class_miou": Aggregation(_pooled("class_miou"), "counts", _binary_counts),
-    "pooled_fb_iou": Aggregation(_pooled("fb_iou"), "counts", _binary_counts),
+    "pooled_class_miou": Aggregation(
+        _pooled("class_miou"), "counts", _binary_counts, rule=COUNTS_VOID
+    ),
+    "pooled_fb_iou": Aggregation(_pooled("fb_iou"), "counts", _binary_counts, rule=COUNTS_VOID),
     "confusion_miou": Aggregation(_confusion("miou"), "confusion", _sparse_confusion),
     "confusion_accuracy": Aggregation(_confusion("accuracy"), "confusion", _sparse_confusion),
     "bsds_ods": Aggregation(_bsds("ods"), "boundary_counts", _boundary_counts),

@@ -11,15 +11,17 @@ own size (the decoded prediction mapped back, METHOD.md 2). An integer S scores 
 cell as Visual Prompting and UnsupPR do (S = 111: their 224 px canvas of 2 x 2 cells with
 1 px padding; `calculate_metric` crops the query's cell [113:, 113:]):
   * a picture (the prediction; B for copy_b) is resized to S x S with PIL bicubic, aspect
-    ratio not kept (VP squashes the query the same way), and decoded there (fgseg: the
-    nearer of white/black, VP's `round_image`; det: then the largest 8-connected white
-    component's box, VP's `to_rectangle`);
+    ratio not kept (VP squashes the query the same way), and decoded there (each pixel
+    white or black by the rule `task.options.binarize` names: `nearest`, mean RGB > 127.5,
+    or `vp`, VP's `round_image` on uint8, `tasks.fgseg.vp_white`; det: then the largest
+    8-connected white component's box, VP's `to_rectangle`);
   * a truth mask (GT; all objects) becomes an 8-bit 0/255 picture resized to S x S, fgseg
     with bicubic (VP's mask transform, torchvision `Resize(111, interpolation=3)` on the PIL
     mask), det with bilinear (VP's det loader resizes the box picture with DETR's transforms,
-    torchvision's default bilinear), then rounded to the nearer of white/black (> 127.5).
-    VP's float round trip (ToTensor, normalise, denormalise, `.int()`) can truncate a value
-    of exactly 128 to 127; that one grey level is not copied.
+    torchvision's default bilinear), then rounded by the same rule: `nearest`, grey >= 128;
+    `vp`, the levels VP's canvas holds after its float round trip (ToTensor, normalise,
+    denormalise, `.int()`: unchanged for fgseg, many one lower for det's float32
+    normalisation; `tasks.fgseg.vp_canvas_levels`) rounded with `round_image`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from sdvicl_bench.config import RunConfig
@@ -51,9 +55,10 @@ from sdvicl_bench.data.voc_det import (
     single_object_entries,
 )
 from sdvicl_bench.errors import ConfigError, DataError
-from sdvicl_bench.protocols import aggregations
+from sdvicl_bench.metrics.fewshot import void_rule
 from sdvicl_bench.protocols.episodes import QuerySet
 from sdvicl_bench.protocols.family import DatasetFamily
+from sdvicl_bench.tasks.fgseg import binarize_label_cell
 
 
 class VOCFamily(DatasetFamily):
@@ -63,10 +68,13 @@ class VOCFamily(DatasetFamily):
     class_names = VOC_CLASSES
     gt_resample = Image.Resampling.BICUBIC
     """How a truth mask goes to the score_size cell (VP's fgseg mask transform)."""
+    vp_normalize: type[np.floating] = np.float64
+    """The precision VP normalises the truth cell in (`tasks.fgseg.vp_canvas_levels`)."""
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         self.score_size = score_size_of(cfg.task.options)
+        self.binarize = str(cfg.task.options.get("binarize", "nearest"))
         root = Path(cfg.data.root).expanduser() / cfg.task.root_subdir
         if cfg.data.name == "demo":
             make_demo_voc(root)
@@ -95,7 +103,9 @@ class VOCFamily(DatasetFamily):
         """A truth mask bool (H, W) at the scoring size: itself, or its score_size cell."""
         if self.score_size is None:
             return target
-        return cell_mask(target, self.score_size, self.gt_resample)
+        return cell_mask(
+            target, self.score_size, self.gt_resample, self.binarize, self.vp_normalize
+        )
 
     def scored_picture(self, picture: Image.Image) -> Image.Image:
         """A picture as decoded for scoring: itself, or resized to the score_size cell."""
@@ -150,18 +160,29 @@ class Pascal5iFamily(VOCFamily):
         return class_of_key(key)
 
     def target(self, key: str) -> np.ndarray:
-        """bool (H, W): the key's class pixels (void counts as background)."""
+        """bool (H, W): the key's class pixels (void counts as background; the class mIoU
+        and FB-IoU counts leave it out by default: `extras`)."""
         return self.voc.class_mask(rt.image_id_of(key), class_of_key(key))
 
     def extra_baselines(self, key: str, target: Any) -> dict[str, Any]:
         labels = self.voc.label_map(rt.image_id_of(key))
         return {"all_objects": self.scored_target((labels != 0) & (labels != VOID_LABEL))}
 
+    def extras(self, key: str) -> dict[str, Any]:
+        """`void`: the query's void (255) pixels at the scoring size, which the class mIoU
+        and FB-IoU counts leave out (`task.options.void=ignore`, the default; HSNet's rule);
+        nothing with `void=background`."""
+        if void_rule(self.options) != "ignore":
+            return {}
+        void = self.voc.label_map(rt.image_id_of(key)) == VOID_LABEL
+        return {"void": void if self.score_size is None else void_cell(void, self.score_size)}
+
 
 class VOCDetectionFamily(VOCFamily):
     """Single objects (TASKS.md 2): VP's filter; truth = the object's box mask."""
 
     gt_resample = Image.Resampling.BILINEAR  # VP's det loader (DETR transforms' default)
+    vp_normalize = np.float32  # DETR's Normalize on float32 tensors
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -222,22 +243,30 @@ def cell_picture(picture: Image.Image, size: int) -> Image.Image:
 
 
 def cell_mask(
-    mask: np.ndarray, size: int, resample: Image.Resampling = Image.Resampling.BICUBIC
+    mask: np.ndarray,
+    size: int,
+    resample: Image.Resampling = Image.Resampling.BICUBIC,
+    binarize: str = "nearest",
+    normalize: type[np.floating] = np.float64,
 ) -> np.ndarray:
     """bool (H, W) -> bool (size, size) as VP scores a truth mask: an 8-bit picture (True 255,
-    False 0) resized with ``resample``, then the nearer of white/black (>= 128)."""
+    False 0) resized with ``resample``, then white by the ``binarize`` rule
+    (`tasks.fgseg.binarize_label_cell`: `nearest` >= 128; `vp` VP's canvas levels for
+    ``normalize``, rounded with `round_image`)."""
     grey = Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8))
     if grey.size != (size, size):
         grey = grey.resize((size, size), resample)
-    return np.asarray(grey) >= 128
+    return binarize_label_cell(np.asarray(grey), binarize, normalize)
+
+
+def void_cell(void: np.ndarray, size: int) -> np.ndarray:
+    """bool (H, W) -> bool (size, size): void pixels on the score_size cell, resized as HSNet
+    resizes a label map to its 400 x 400 (`F.interpolate(mode="nearest")`: source index
+    floor(j x H / size))."""
+    grid = torch.from_numpy(np.asarray(void, dtype=np.float32))[None, None]
+    return F.interpolate(grid, size=(size, size), mode="nearest")[0, 0].numpy() > 0.5
 
 
 def class_of_key(key: str) -> int:
     """Class id of a `<image id>__<class>` key."""
     return int(key.rpartition("__")[2])
-
-
-def pooled_block(name: str, samples: list[dict], baseline: str | None) -> dict[str, Any]:
-    """`aggregations.pooled_block` of fgseg records, classes from their `<image>__<class>`
-    query keys, named by VOC_CLASSES."""
-    return aggregations.pooled_block(name, samples, baseline, class_of_key, VOC_CLASSES)

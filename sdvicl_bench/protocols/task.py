@@ -64,7 +64,8 @@ class TaskProtocol:
     Cityscapes mIoU, FID), `baselines` (the baseline rows of every record and of
     results.json, in order; `types.ORACLE` last, a ceiling, not a competitor:
     `types.competitors`), `record_fields` (extra record fields the set-level metrics read,
-    e.g. fgseg's pixel counts; a record without them was made by an older version, and
+    e.g. fgseg's pixel counts and `counts_void`, the void rule that made them (an
+    `aggregations.RecordRule`); a record without them was made by an older version, and
     `sdvicl-bench rescore` fills them in) and `metric_specs` (direction and scale of every
     metric reported: results.json completes the config's `task.metrics` with them; the run
     key is not changed).
@@ -82,7 +83,12 @@ class TaskProtocol:
         self.dataset_metrics = tuple(self.set_level)
         self.metric_specs = {m.name: m.display for m in resolved}
         self.record_fields = tuple(
-            dict.fromkeys(a.field for a in self.set_level.values() if a.field)
+            dict.fromkeys(
+                name
+                for a in self.set_level.values()
+                for name in (a.field, a.rule.field if a.rule else None)
+                if name
+            )
         )
         for aggregation in dict.fromkeys(self.set_level.values()):
             if aggregation.check is not None:
@@ -186,6 +192,8 @@ class TaskProtocol:
                     str(k): aggregation.collect(p, scored, truth.extras)
                     for k, p in predictions.items()
                 }
+                if aggregation.rule:  # which rule made the field (fgseg: `counts_void`)
+                    extra[aggregation.rule.field] = aggregation.rule.of(self.cfg.task.options)
         return Scored(
             scores=scores(predictions[None]),
             baselines={k: scores(p) for k, p in predictions.items() if k is not None},

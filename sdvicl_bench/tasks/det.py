@@ -4,7 +4,8 @@ An episode shows prompt pairs (image A, its box picture B) and the query image C
 paints D. The ground truth is the query's box (``data.voc_det.box_mask``) filled white on
 black. Decoding a predicted picture (h, w) to an image of size (W, H):
 
-1. binarise per pixel as task 1 (``fgseg.binarize``: mean RGB > 127.5), at (h, w);
+1. binarise per pixel as task 1 (``fgseg.binarize`` by `task.options.binarize`: ``nearest``,
+   mean RGB > 127.5, or ``vp``, Visual Prompting's uint8 ``round_image``), at (h, w);
 2. keep the largest 8-connected white component (``scipy.ndimage.label``, 3x3 structure;
    on a tie in pixel count the component met first in row-major order wins);
 3. take its bounding box (x0, y0, x1, y1): 0-based, inclusive, at (h, w);
@@ -36,14 +37,15 @@ def render_gt(box_mask: np.ndarray) -> Image.Image:
     return fgseg.render_gt(box_mask)
 
 
-def decode_box(picture: Image.Image | np.ndarray) -> Box | None:
+def decode_box(picture: Image.Image | np.ndarray, rule: str = "nearest") -> Box | None:
     """Bounding box of the largest 8-connected white component, at the picture's resolution.
 
-    ``picture``: PIL image (any mode) or uint8 array (h, w, 3), binarised as ``fgseg.binarize``.
+    ``picture``: PIL image (any mode) or uint8 array (h, w, 3), binarised by ``fgseg.binarize``
+    with ``rule`` (``fgseg.BINARIZE_RULES``).
     Returns (x0, y0, x1, y1), 0-based inclusive, with 0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h;
     None when no pixel is white. Ties in size go to the lowest label (first in row-major order).
     """
-    white = fgseg.binarize(picture)
+    white = fgseg.binarize(picture, rule)
     labels, count = ndimage.label(white, structure=_EIGHT)
     if count == 0:
         return None
@@ -102,15 +104,16 @@ def box_to_mask(box: Box | None, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def decode(picture: Image.Image | np.ndarray, target: Any) -> np.ndarray:
+def decode(picture: Image.Image | np.ndarray, target: Any, binarize: str = "nearest") -> np.ndarray:
     """Predicted picture (PIL or uint8 (h, w, 3)) -> box mask bool (H, W) of ``target``'s size
     (the truth box mask, or a size (W, H): ``pictures.size_of``).
 
-    The largest white component's bounding box (``decode_box``) at the picture's (h, w),
-    mapped to (W, H) with ``scale_box`` and filled; all False when no pixel is white.
+    The largest white component's bounding box (``decode_box``, white by the ``binarize``
+    rule, `task.options.binarize`) at the picture's (h, w), mapped to (W, H) with
+    ``scale_box`` and filled; all False when no pixel is white.
     """
     size = size_of(target)
-    box = decode_box(picture)
+    box = decode_box(picture, binarize)
     if box is None:
         return box_to_mask(None, size)
     src = picture.size if isinstance(picture, Image.Image) else picture.shape[1::-1]

@@ -11,6 +11,12 @@ are its candidates; the centroid of the largest 8-connected blob of them is the 
 mapped from the picture's pixel grid to the image's by pixel centres,
 ``x' = (x + 0.5) * W / w - 0.5``; no candidate pixel means the landmark is missing (NaN).
 
+Scoring in the clothes box (``task.options.normalize=box``): the truth is a
+``BoxLandmarks``, its positions relative to the box's upper-left corner and its ``size`` the
+box's (w, h), so the metrics (``metrics.keypoints``, which normalise by ``size``) normalise
+by the box. ``render_gt`` draws it back in its image, and ``decode`` locates landmarks in the
+image the picture shows, then moves them into the box.
+
 Colours: the seven non-black corners of the RGB cube plus the cube's centre (mid grey).
 Every pair is at least 220 apart (so ``COLOUR_RADIUS`` is 110) and every colour at least 221
 from the black canvas, the most that 8 colours plus black allow in the cube.
@@ -19,6 +25,7 @@ from the black canvas, the most that 8 colours plus black allow in the cube.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -70,6 +77,44 @@ def scale_points(
     return (xy + 0.5) * factor - 0.5
 
 
+@dataclass(frozen=True, eq=False)
+class BoxLandmarks(Landmarks):
+    """Landmarks in a box of their image (FLD's clothes box), for scoring in the box.
+
+    ``xy`` are relative to the box's upper-left corner ``origin`` (image pixels, (x_1, y_1)),
+    ``size`` is the box's (w, h) = (x_2 - x_1, y_2 - y_1), and ``image_size`` the (W, H) of
+    the image the landmarks and the pictures belong to.
+    """
+
+    origin: tuple[float, float] = (0.0, 0.0)
+    image_size: tuple[int, int] = (0, 0)
+
+
+def in_box(landmarks: Landmarks, box: Sequence[int]) -> BoxLandmarks:
+    """``landmarks`` (in their image) moved into ``box`` (x_1, y_1, x_2, y_2), integer
+    pixels of that image: positions minus (x_1, y_1), size (x_2 - x_1, y_2 - y_1); NaN stays
+    NaN."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    xy = np.asarray(landmarks.xy, dtype=np.float64).reshape(-1, 2) - (x1, y1)
+    return BoxLandmarks(
+        tuple(landmarks.names),
+        xy,
+        landmarks.visible,
+        (x2 - x1, y2 - y1),
+        (float(x1), float(y1)),
+        tuple(landmarks.size),
+    )
+
+
+def in_image(landmarks: Landmarks) -> Landmarks:
+    """``landmarks`` in their image: a ``BoxLandmarks`` moved back out of its box (plus the
+    box's origin, the image's size); any other ``Landmarks`` as it is."""
+    if not isinstance(landmarks, BoxLandmarks):
+        return landmarks
+    xy = np.asarray(landmarks.xy, dtype=np.float64) + landmarks.origin
+    return Landmarks(tuple(landmarks.names), xy, landmarks.visible, landmarks.image_size)
+
+
 Points = Landmarks | Mapping[str, Sequence[float]]
 """What ``render_gt`` draws: a record with ``names``, ``xy`` and ``visible`` (``Landmarks``,
 ``data.deepfashion.FLDRecord``) or a mapping name -> (x, y)."""
@@ -97,13 +142,16 @@ def render_gt(
     """Ground-truth picture: PIL RGB of ``size`` (W, H), black with one disc per landmark.
 
     ``record_or_points``: a record (only its visible landmarks, e.g. FLD visibility 0, are
-    drawn) or a mapping name -> (x, y) (all drawn). ``size`` defaults to a ``Landmarks``'s
-    own. Coordinates are pixels of an image of ``image_size`` (W, H) (default: ``size``)
-    and are mapped to the canvas by pixel centres.
+    drawn) or a mapping name -> (x, y) (all drawn); a ``BoxLandmarks`` is drawn in its image
+    (``in_image``). ``size`` defaults to a ``Landmarks``'s own. Coordinates are pixels of an
+    image of ``image_size`` (W, H) (default: ``size``) and are mapped to the canvas by pixel
+    centres.
     Each disc fills the pixels whose centres lie within ``disc_radius`` of the point, in
     ``LANDMARK_COLOURS[name]``; later landmarks paint over earlier ones where discs overlap.
     Unknown names raise KeyError.
     """
+    if isinstance(record_or_points, Landmarks):
+        record_or_points = in_image(record_or_points)
     w, h = size_of(record_or_points if size is None else size)
     points = _points(record_or_points)
     canvas = np.zeros((h, w, 3), dtype=np.uint8)
@@ -129,9 +177,22 @@ def render_gt(
 
 def decode(picture: Image.Image | np.ndarray, target: Landmarks) -> Landmarks:
     """Predicted picture -> the landmarks of ``target``'s names found in it, in an image of
-    ``target.size`` (``locate``); ``visible`` marks the ones found (the rest are NaN)."""
-    xy = locate(picture, target.names, target.size)
+    ``target.size`` (``locate``); ``visible`` marks the ones found (the rest are NaN).
+
+    A ``BoxLandmarks`` target: the picture shows its image (``image_size``); the landmarks
+    are located there and moved into the box, a ``BoxLandmarks`` like the target."""
+    image = in_image(target)
+    xy = locate(picture, target.names, image.size)
     found = np.isfinite(xy).all(axis=1)
+    if isinstance(target, BoxLandmarks):
+        return BoxLandmarks(
+            tuple(target.names),
+            xy - target.origin,
+            found,
+            tuple(target.size),
+            target.origin,
+            target.image_size,
+        )
     return Landmarks(tuple(target.names), xy, found, tuple(target.size))
 
 
