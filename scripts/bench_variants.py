@@ -40,13 +40,12 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
     sys.path.insert(0, str(ROOT))
 
 from sdvicl_bench.config import SamplerConfig  # noqa: E402
-from sdvicl_bench.sampler.models import (  # noqa: E402
-    build_sd15_random,
-    build_tiny,
+from sdvicl_bench.sampler.backbones.device import (  # noqa: E402
     place_model,
     resolve_device,
     resolve_dtype,
 )
+from sdvicl_bench.sampler.backbones.sd15 import build_sd15_random, build_tiny  # noqa: E402
 from sdvicl_bench.sampler.pipeline import Episode, Sampler  # noqa: E402
 
 

@@ -17,8 +17,9 @@ def check_setup(cfg: RunConfig) -> None:
     """What `run` needs of this process, checked before any work: a valid `shard`, a device
     torch can use here (`model.device`), an existing `model.path` folder."""
     from sdvicl_bench import sharding
-    from sdvicl_bench.sampler.backbones.registry import check_layer_selectors
-    from sdvicl_bench.sampler.models import get_backbone, missing_folder_error, resolve_device
+    from sdvicl_bench.sampler.backbones.device import resolve_device
+    from sdvicl_bench.sampler.backbones.pretrained import missing_folder_error
+    from sdvicl_bench.sampler.backbones.registry import check_layer_selectors, get_backbone
 
     sharding.resolve_shard(cfg.shard)
     resolve_device(cfg.model.device)

@@ -12,7 +12,7 @@ import torch
 if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 
-from sdvicl_bench.sampler.models import build_tiny
+from sdvicl_bench.sampler.backbones.sd15 import build_tiny
 
 
 @pytest.fixture(scope="module")

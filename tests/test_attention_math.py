@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sdvicl_bench.sampler import attention
-from sdvicl_bench.sampler.attention import vicl_attention
+from sdvicl_bench.sampler import attention_math
+from sdvicl_bench.sampler.attention_math import vicl_attention
 from tests.helpers import attention_inputs as inputs
 from tests.helpers import naive_vicl_attention as naive
 
@@ -35,13 +35,13 @@ def test_blocked_equals_materialised(monkeypatch, chunk, ensemble):
     q, k, v = inputs(3, nq=37)
     full = vicl_attention(q, k, v, num_prompts=3, ensemble=ensemble)
     calls = []
-    real = attention._attend_block
+    real = attention_math._attend_block
 
     def spy(qb, *args):
         calls.append(qb.shape[-2])
         return real(qb, *args)
 
-    monkeypatch.setattr(attention, "_attend_block", spy)
+    monkeypatch.setattr(attention_math, "_attend_block", spy)
     blocked = vicl_attention(q, k, v, num_prompts=3, ensemble=ensemble, chunk_size=chunk)
     assert len(calls) == math.ceil(37 / chunk) > 1
     assert max(calls) <= chunk and sum(calls) == 37

@@ -27,15 +27,11 @@ from sdvicl_bench.sampler.attention import (
 )
 from sdvicl_bench.sampler.backbones import BACKBONE_NAMES
 from sdvicl_bench.sampler.backbones import registry as reg
-from sdvicl_bench.sampler.models import (
-    TOY_WEIGHTS,
-    build_tiny,
-    build_tiny_sd21,
-    build_tiny_sdxl,
-    load_model,
-    load_toy,
-    model_identity,
-)
+from sdvicl_bench.sampler.backbones.registry import load_model, model_identity
+from sdvicl_bench.sampler.backbones.sd15 import build_tiny
+from sdvicl_bench.sampler.backbones.sd21 import build_tiny_sd21
+from sdvicl_bench.sampler.backbones.sdxl import build_tiny_sdxl
+from sdvicl_bench.sampler.backbones.toy import TOY_WEIGHTS, load_toy
 from sdvicl_bench.sampler.pipeline import Sampler
 from tests.helpers import SIZE, episode, rel
 
@@ -397,7 +393,7 @@ def test_folders_that_differ_only_in_weights_get_different_run_keys(tmp_path):
 
     def key(folder) -> str:
         cfg = SimpleNamespace(model=ModelConfig(name="sd21", path=str(folder)))
-        return run_key({"model": evaluate._model_identity(cfg)})
+        return run_key({"model": evaluate.model_identity(cfg.model)})
 
     assert key(a) != key(b)
     assert key(a) == key(c)  # content, not the path, names the model

@@ -159,7 +159,7 @@ def test_device_checked_against_this_machine(monkeypatch):
     import torch
 
     from sdvicl_bench.errors import ModelError
-    from sdvicl_bench.sampler.models import resolve_device
+    from sdvicl_bench.sampler.backbones.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -191,7 +191,7 @@ def test_missing_model_path_is_a_missing_folder(workdir, command):
 
 def test_load_of_a_missing_path_is_a_missing_folder():
     from sdvicl_bench.errors import ModelError
-    from sdvicl_bench.sampler.models import load_sd15
+    from sdvicl_bench.sampler.backbones.sd15 import load_sd15
 
     with pytest.raises(ModelError, match="Model folder not found: /nonexistent/sd15"):
         load_sd15("/nonexistent/sd15", None)
@@ -240,7 +240,7 @@ def test_hf_hub_offline_names_it(monkeypatch):
 
     from sdvicl_bench.config import ModelConfig
     from sdvicl_bench.errors import ModelError
-    from sdvicl_bench.sampler.models import load_model
+    from sdvicl_bench.sampler.backbones.registry import load_model
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError) as err:

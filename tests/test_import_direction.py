@@ -119,11 +119,6 @@ def test_a_planted_upward_import_is_found(tmp_path):
 
 # ----------------------------------------------------------------------------- circles
 
-KNOWN_CYCLES = [
-    # being removed: the sampler rework (issue 24 item 5) moves what both need into one module
-    ["sdvicl_bench.sampler.attention", "sdvicl_bench.sampler.fused_attention"],
-]
-"""Circles that exist while the change that removes them is under way; nothing else."""
 
 
 def module_files(top: Path, root: Path) -> dict[str, Path]:
@@ -251,8 +246,7 @@ def test_relative_imports_resolve_like_python(tmp_path):
 
 
 def test_no_import_circles_in_the_package():
-    known = [c for c in package_cycles(PACKAGE) if c in KNOWN_CYCLES]
-    assert [c for c in package_cycles(PACKAGE) if c not in known] == []
+    assert package_cycles(PACKAGE) == []
 
 
 def test_no_import_circles_in_the_scripts():

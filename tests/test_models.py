@@ -9,7 +9,9 @@ import torch
 
 from sdvicl_bench.config import ModelConfig
 from sdvicl_bench.errors import ModelError
-from sdvicl_bench.sampler.models import build_tiny, load_model, make_scheduler
+from sdvicl_bench.sampler.backbones.base import make_scheduler
+from sdvicl_bench.sampler.backbones.registry import load_model
+from sdvicl_bench.sampler.backbones.sd15 import build_tiny
 
 
 def test_tiny_is_sd_shaped_and_seeded():

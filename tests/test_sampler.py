@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sdvicl_bench.config import AdaINConfig, AttentionConfig, SamplerConfig, SwapGuidanceConfig
+from sdvicl_bench.sampler.backbones.base import make_scheduler
 from sdvicl_bench.sampler.guidance import adain, swap_weight
 from sdvicl_bench.sampler.inversion import (
     ddim_step,
@@ -17,7 +18,6 @@ from sdvicl_bench.sampler.inversion import (
     regenerate,
     sample_trajectory,
 )
-from sdvicl_bench.sampler.models import make_scheduler
 from sdvicl_bench.sampler.pipeline import Episode, Sampler, picture_tensor
 from tests.helpers import SIZE, episode, picture, rel
 

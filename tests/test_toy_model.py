@@ -22,7 +22,7 @@ from sdvicl_bench.cli import app, load_config
 from sdvicl_bench.errors import ModelError
 from sdvicl_bench.protocols import make_protocol
 from sdvicl_bench.report.records import read_samples, write_episodes
-from sdvicl_bench.sampler.models import TOY_WEIGHTS, check_weights, load_toy
+from sdvicl_bench.sampler.backbones.toy import TOY_WEIGHTS, check_weights, load_toy
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdvicl_bench.sampler.models import check_weights
+from sdvicl_bench.sampler.backbones.toy import check_weights
 from sdvicl_bench.toy.train import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILE,

@@ -25,12 +25,9 @@ from PIL import Image
 from sdvicl_bench.config import AttentionConfig, SamplerConfig
 from sdvicl_bench.sampler import fused_attention
 from sdvicl_bench.sampler.attention import resolve_kernel, vicl_attention
-from sdvicl_bench.sampler.models import (
-    DiffusionModel,
-    build_sd15_random,
-    build_tiny,
-    place_model,
-)
+from sdvicl_bench.sampler.backbones.base import DiffusionModel
+from sdvicl_bench.sampler.backbones.device import place_model
+from sdvicl_bench.sampler.backbones.sd15 import build_sd15_random, build_tiny
 from sdvicl_bench.sampler.naive import NaiveSampler, first_step_eps
 from sdvicl_bench.sampler.pipeline import Episode, Sampler
 

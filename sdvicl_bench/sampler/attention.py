@@ -1,21 +1,20 @@
-"""The SD-VICL self-attention: the math, the diffusers processor and its controller.
+"""The SD-VICL self-attention in diffusers' attention layers: processor and controller.
 
 Read top to bottom:
-1. `vicl_attention`: the modified attention of METHOD.md 5 on plain tensors.
+1. `resolve_kernel`: which kernel computes the modified attention of METHOD.md 5: the torch
+   reference `attention_math.vicl_attention`, or the same math as one fused Triton kernel
+   that stores no scores (`fused_attention.py`, the fast path on CUDA).
 2. `StreamLayout`: where A_1..A_n, B_1..B_n, C and each variant's D_mod, D_def sit in a
-   U-Net batch (one variant = the plain sampler; several = `variants.py`).
-3. `select_layers`: which attn1 layers are modified (METHOD.md 6).
+   batch of the denoiser (one variant = the plain sampler; several = `variants.py`).
+3. `select_layers`: which self-attention layers are modified (METHOD.md 6), by the
+   (block, side) each layer has; `layer_positions` names them for a diffusers U-Net.
 4. `VICLController`: the per-step state every processor reads (one object, no globals).
 5. `VICLAttnProcessor`: D_mod rows get the modified attention, every other row plain SDPA.
 6. `vicl_processors`: a context manager that installs them and restores the originals.
-
-The same math as one fused Triton kernel that stores no scores (the fast path on CUDA,
-`attention.kernel`) lives in `fused_attention.py`; `resolve_kernel` picks between them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,93 +28,9 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from sdvicl_bench.config import AttentionConfig
 from sdvicl_bench.errors import ConfigError
+from sdvicl_bench.sampler.attention_math import vicl_attention
 
-# ----------------------------------------------------------------------------- 1. the math
-
-
-def vicl_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    num_prompts: int = 1,
-    temperature: float = 0.4,
-    contrast: float = 1.67,
-    ensemble: str = "iwpe",
-    chunk_size: int | None = None,
-) -> torch.Tensor:
-    """SD-VICL attention: out = clip(mu + beta (softmax(Q K^T / (tau sqrt d)) - mu), 0, 1) V.
-
-    Args:
-        q: (B, H, Nq, d) queries (from C for the default CAB triplet).
-        k: (B, H, n*Nk, d) keys, the n prompts' blocks in order (from A_1..A_n).
-        v: (B, H, n*Nk, d) values, same layout (from B_1..B_n).
-        num_prompts: n.
-        temperature: tau (1.0 = off); scores are divided by tau * sqrt(d).
-        contrast: beta (1.0 = off); mu is the uniform row mean, no renormalisation after the
-            clip (as in Cross-Image Attention).
-        ensemble: "iwpe", one softmax over all n*Nk keys (mu = 1/(n Nk)); "mean", each
-            prompt's own attention output (mu = 1/Nk), averaged over prompts (SegGPT's
-            feature ensembling).
-        chunk_size: query rows per block; each block holds chunk_size x n*Nk float32 scores
-            per head and is exact. None = all rows at once.
-
-    Returns:
-        (B, H, Nq, d) in q's dtype. Softmax and contrast run in float32.
-    """
-    check_inputs(k, v, num_prompts, ensemble)
-    batch, heads, nq, dim = q.shape
-    nk = k.shape[-2] // num_prompts
-    scale = 1.0 / (temperature * math.sqrt(dim))
-    if ensemble == "mean":  # (B, H, n, Nk, d): one softmax per prompt
-        k = k.unflatten(-2, (num_prompts, nk))
-        v = v.unflatten(-2, (num_prompts, nk))
-        mu = 1.0 / nk
-    else:
-        mu = 1.0 / (num_prompts * nk)
-    chunk = nq if chunk_size is None else max(1, int(chunk_size))
-    if chunk >= nq:
-        return _attend_block(q, k, v, scale, mu, contrast, ensemble)
-    out = q.new_empty(batch, heads, nq, v.shape[-1])
-    for start in range(0, nq, chunk):
-        rows = slice(start, start + chunk)
-        out[:, :, rows] = _attend_block(q[:, :, rows], k, v, scale, mu, contrast, ensemble)
-    return out
-
-
-def check_inputs(k: torch.Tensor, v: torch.Tensor, num_prompts: int, ensemble: str) -> None:
-    """ValueError unless k, v hold `num_prompts` equal blocks and `ensemble` is known."""
-    if ensemble not in ("iwpe", "mean"):
-        raise ValueError(f"ensemble must be 'iwpe' or 'mean', got {ensemble!r}")
-    if k.shape[-2] % num_prompts or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"k {tuple(k.shape)} / v {tuple(v.shape)} do not hold {num_prompts} blocks"
-        )
-
-
-def _attend_block(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    scale: float,
-    mu: float,
-    contrast: float,
-    ensemble: str,
-) -> torch.Tensor:
-    """One block of query rows. q (B, H, c, d); k, v (B, H, n*Nk, d) or (B, H, n, Nk, d)."""
-    if ensemble == "mean":
-        q = q.unsqueeze(2)  # (B, H, 1, c, d) against (B, H, n, Nk, d)
-    # Scores in float32 (q, k are small next to the chunk x n*Nk score block, so upcasting them
-    # is cheap and keeps large logits exact), one softmax, then contrast and clip in place.
-    scores = torch.matmul(q.float() * scale, k.float().transpose(-1, -2))
-    probs = scores.softmax(dim=-1)
-    del scores
-    if contrast != 1.0:  # mu + beta (P - mu) = beta P + (1 - beta) mu
-        probs.mul_(contrast).add_((1.0 - contrast) * mu).clamp_(0.0, 1.0)
-    out = torch.matmul(probs.to(v.dtype), v)
-    if ensemble == "mean":
-        out = out.mean(dim=2)
-    return out.to(q.dtype)
+# ----------------------------------------------------------------------------- 1. the kernel
 
 
 def resolve_kernel(kernel: str, device: torch.device) -> str:
@@ -216,6 +131,9 @@ class StreamLayout:
 
 
 # ----------------------------------------------------------------------------- 3. layer choice
+# A model's self-attention layers are positions: processor name -> (block, side), block one of
+# BLOCKS. The denoiser says what its layers are (`Denoiser.attention_layers`); a diffusers
+# U-Net's are named here (`layer_positions`), and selectors resolve against any of them.
 
 _BLOCK_RE = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.|^(mid_block)\.")
 BLOCKS = ("down", "mid", "up")
@@ -526,8 +444,15 @@ class VICLAttnProcessor:
 
 
 @contextmanager
-def vicl_processors(unet, controller: VICLController) -> Iterator[list[str]]:
+def vicl_processors(
+    unet, controller: VICLController, positions: Mapping[str, tuple[str, int]] | None = None
+) -> Iterator[list[str]]:
     """Install VICL processors on the selected attn1 layers of `unet`; restore on exit.
+
+    unet: any diffusers model with `attn_processors` / `set_attn_processor` (the denoiser's
+        `network`). positions: its self-attention layers -> (block, side), what the
+        selectors resolve against (`Denoiser.attention_layers()`); None = a U-Net's
+        (`layer_positions`).
 
     With several variants (`controller.configs`), each variant's selection goes into
     `controller.layer_sets` and the processors go on their union. Yields the names of the
@@ -535,7 +460,8 @@ def vicl_processors(unet, controller: VICLController) -> Iterator[list[str]]:
     originals come back even if the body raises.
     """
     original = dict(unet.attn_processors)
-    positions = layer_positions(unet)
+    if positions is None:
+        positions = layer_positions(unet)
     controller.layer_sets = tuple(
         frozenset(select_layers(positions, cfg.layers)) for cfg in controller.configs
     )

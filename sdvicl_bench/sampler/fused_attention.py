@@ -1,6 +1,6 @@
 """The modified attention of METHOD.md 5 as one fused Triton kernel (`attention.kernel`).
 
-Same numbers as `attention.vicl_attention` (the readable torch reference) without ever
+Same numbers as `attention_math.vicl_attention` (the readable torch reference) without ever
 writing a score to memory. The torch path holds a chunk x n*Nk float32 score block per head
 and passes over it five to six times (matmul, softmax, contrast, clip, cast); at n = 5 on a
 64x64 layer that is 2.7 GB per layer and episode, half the time of a step on an H100. Here
@@ -29,7 +29,7 @@ import warnings
 
 import torch
 
-from sdvicl_bench.sampler.attention import check_inputs, vicl_attention
+from sdvicl_bench.sampler.attention_math import check_inputs, vicl_attention
 
 try:  # Triton ships with CUDA builds of torch; CPU installs may lack it.
     import triton

@@ -1,7 +1,9 @@
 """Domain alignment of D: swap-guidance weights and AdaIN (METHOD.md 4).
 
 Swap guidance (paper, gamma = 3.5): eps_D = eps_def + gamma * w(i) * (eps_mod - eps_def),
-pushing D from what plain attention would draw toward what the modified one draws.
+pushing D from what plain attention would draw toward what the modified one draws. The
+sampler mixes the model's raw outputs: for a v or x0 model that is the same mix of eps, since
+eps is affine in the output at D's shared x_t and the weights sum to one (`denoiser.py`).
 AdaIN (Huang & Belongie 2017, as the paper uses it): after a step, each latent channel of D
 gets the spatial mean and std of B at the same noise level.
 """

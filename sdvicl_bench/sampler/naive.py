@@ -15,16 +15,16 @@ benchmark (METHOD.md 9) and for tests that the fast path changes no number:
    `vicl_attention(chunk_size=None)`; every other attention layer runs the classic
    `AttnProcessor` (no SDPA) for the duration of a run.
 
-The step math (ddim_step, swap_guidance, adain, last_z_zero, init=noise) is the pipeline's
-own functions. `first_step_eps` gives one step's noise predictions of either sampler for the
-same inputs, so the two paths can be compared one step at a time.
+The step math (the denoiser's step, swap_guidance, adain, last_z_zero, init=noise) is the
+pipeline's own. `first_step_eps` gives one step's predictions (eps for an epsilon model) of
+either sampler for the same inputs, so the two paths can be compared one step at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,16 +38,11 @@ from sdvicl_bench.sampler.attention import (
     in_window,
     layer_positions,
     select_layers,
-    vicl_attention,
     vicl_processors,
 )
+from sdvicl_bench.sampler.attention_math import vicl_attention
 from sdvicl_bench.sampler.guidance import adain, swap_guidance
-from sdvicl_bench.sampler.inversion import (
-    Schedule,
-    ddim_step,
-    invert,
-    make_schedule,
-)
+from sdvicl_bench.sampler.inversion import Schedule, invert
 from sdvicl_bench.sampler.noise import image_noise
 from sdvicl_bench.sampler.pipeline import (
     Episode,
@@ -113,14 +108,19 @@ class NaiveAttnProcessor(VICLAttnProcessor):
 
 
 @contextmanager
-def naive_processors(unet, controller: VICLController) -> Iterator[list[str]]:
+def naive_processors(
+    unet, controller: VICLController, positions: Mapping[str, tuple[str, int]] | None = None
+) -> Iterator[list[str]]:
     """Install `NaiveAttnProcessor` on the selected attn1 layers, the classic materialised
     `AttnProcessor` on every other attention layer; restore the originals on exit.
 
-    Yields the names of the modified layers.
+    positions: the layers the selectors resolve against (`Denoiser.attention_layers()`);
+    None = a U-Net's (`layer_positions`). Yields the names of the modified layers.
     """
     original = dict(unet.attn_processors)
-    selected = select_layers(layer_positions(unet), controller.config.layers)
+    if positions is None:
+        positions = layer_positions(unet)
+    selected = select_layers(positions, controller.config.layers)
     procs = {
         name: NaiveAttnProcessor(controller, name) if name in selected else AttnProcessor()
         for name in original
@@ -158,7 +158,7 @@ def episode_trajectories(sampler: Sampler, episode: Episode) -> EpisodeTrajector
     Same VAE batch and the same (seed, image id, role) noise keys as `Sampler.run_batch`.
     """
     cfg = sampler.cfg
-    sched = make_schedule(sampler.model.scheduler, cfg.steps, cfg.skip)
+    sched = sampler.model.schedule(cfg.steps, cfg.skip)
     x0_a, x0_b, x0_c = sampler._encode([episode])  # (1, n, 4, h, w), (1, n, ...), (1, 4, h, w)
 
     seeds = [episode.seed] * episode.num_prompts
@@ -178,7 +178,7 @@ def episode_trajectories(sampler: Sampler, episode: Episode) -> EpisodeTrajector
 class NaiveSampler(Sampler):
     """The wasteful reference sampler: same `run` API, results and counters as `Sampler`.
 
-    Inherits `run` (input order kept), the VAE encoding and the counted U-Net call; the
+    Inherits `run` (input order kept), the VAE encoding and the counted denoiser call; the
     attention config is forced to `chunk_size=None` and the torch kernel. Episodes run one at
     a time whatever `cfg.batch_episodes` says.
     """
@@ -211,15 +211,15 @@ class NaiveSampler(Sampler):
 
     def _run_one(self, episode: Episode, diagnostics: bool) -> tuple[torch.Tensor, list[dict]]:
         """D's final x0 (1, 4, h, w) float32 and the per-step diagnostics of one episode."""
-        cfg, ctl = self.cfg, self.controller
+        cfg, ctl, model = self.cfg, self.controller, self.model
         tr = episode_trajectories(self, episode)
         n, sched, T = tr.num_prompts, tr.sched, len(tr.sched)
         trace: list[dict] = []
-        with naive_processors(self.model.unet, ctl):
+        with naive_processors(model.network, ctl, model.attention_layers()):
             # 1. Invert every image (2n+1 image-passes per step); keep only C's noise maps.
             ctl.active = False
             every = torch.cat([tr.a, tr.b, tr.c], dim=1)  # (T + 1, 2n+1, 4, h, w)
-            zs_c = invert(self._plain_eps, every, sched)[:, 2 * n :]  # (T, 1, 4, h, w)
+            zs_c = invert(self._plain_predict, every, sched, model.noise_map)[:, 2 * n :]
 
             # 2. D starts at C's x_{t_1} (or, init=noise, from its own Gaussian noise).
             noise_d = None
@@ -242,7 +242,7 @@ class NaiveSampler(Sampler):
                 z = zs_c[i] if noise_d is None else noise_d[i + 1][None]
                 if i == T - 1 and cfg.last_z_zero:
                     z = None
-                x_d = ddim_step(x_d, eps_d, sched, i, z)
+                x_d = model.step(x_d, eps_d, sched, i, z)
                 if cfg.adain.enabled and in_window(i, cfg.adain.steps):
                     x_d = adain(x_d, tr.b[i + 1][None])
 
@@ -255,19 +255,19 @@ class NaiveSampler(Sampler):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The guidance passes of step i over [A_1..A_n, B_1..B_n, C, D] (2n+2 rows each).
 
-        Needs `naive_processors` installed. Returns every row's eps of the modified pass
-        (2n+2, 4, h, w) (D's row is eps_mod) and D's eps of the plain pass (1, 4, h, w), or
-        None without swap guidance.
+        Needs `naive_processors` installed. Returns every row's prediction of the modified
+        pass (2n+2, 4, h, w) (D's row is eps_mod) and D's prediction of the plain pass
+        (1, 4, h, w), or None without swap guidance (eps for an epsilon model).
         """
         ctl, n, t = self.controller, tr.num_prompts, tr.sched.timesteps[i]
         x = torch.cat([tr.a[i], tr.b[i], tr.c[i], x_d])  # (2n+2, 4, h, w)
         ctl.use(StreamLayout(n, swap=False), [self.cfg.attention])
         ctl.step, ctl.active = i, True
-        eps_all = self._eps(x, t)
+        eps_all = self._predict(x, t)
         eps_def = None
         if self.cfg.swap.enabled:
             ctl.active = False
-            eps_def = self._eps(x, t)[2 * n + 1 :]
+            eps_def = self._predict(x, t)[2 * n + 1 :]
         return eps_all, eps_def
 
     def _diagnose_naive(self, i, sched, x_d, eps_all, eps_def, n: int) -> dict:
@@ -282,23 +282,24 @@ class NaiveSampler(Sampler):
 
 @torch.inference_mode()
 def first_step_eps(sampler: Sampler, episode: Episode) -> dict[str, torch.Tensor | None]:
-    """Step 0's noise predictions of either sampler for one episode (same inputs for both).
+    """Step 0's predictions of either sampler for one episode (same inputs for both).
 
-    The optimized side (`Sampler`) makes one U-Net call over [A.., B.., C, D_mod, D_def]
+    The optimized side (`Sampler`) makes one denoiser call over [A.., B.., C, D_mod, D_def]
     through `vicl_processors`, as `Sampler.run_batch` does; the naive side runs its
     inversion pass over [A.., B.., C] (eps_c) and its two guidance passes. D's input is C's
     x_{t_1} (init=inversion).
 
-    Returns float32 tensors (1, 4, h, w): eps_mod (D with the modified attention), eps_def
+    Returns float32 tensors (1, 4, h, w), the model's predictions (eps for an epsilon
+    model): eps_mod (D with the modified attention), eps_def
     (D with plain attention; None without swap guidance), eps_c (C, plain attention).
     """
     tr = episode_trajectories(sampler, episode)
     n, t, x_d = tr.num_prompts, tr.sched.timesteps[0], tr.c[0]
-    ctl = sampler.controller
+    ctl, model = sampler.controller, sampler.model
     if isinstance(sampler, NaiveSampler):
-        with naive_processors(sampler.model.unet, ctl):
+        with naive_processors(model.network, ctl, model.attention_layers()):
             ctl.active = False
-            eps_c = sampler._eps(torch.cat([tr.a[0], tr.b[0], tr.c[0]]), t)[2 * n :]
+            eps_c = sampler._predict(torch.cat([tr.a[0], tr.b[0], tr.c[0]]), t)[2 * n :]
             eps_all, eps_def = sampler.guidance_eps(tr, x_d, 0)
         return {"eps_mod": eps_all[2 * n + 1 :], "eps_def": eps_def, "eps_c": eps_c}
 
@@ -306,8 +307,8 @@ def first_step_eps(sampler: Sampler, episode: Episode) -> dict[str, torch.Tensor
     streams = [tr.a[0], tr.b[0], tr.c[0], x_d] + ([x_d] if layout.swap else [])
     ctl.use(layout, [sampler.cfg.attention])
     ctl.step, ctl.active = 0, True
-    with vicl_processors(sampler.model.unet, ctl):
-        eps = sampler._eps(torch.cat(streams), t)  # (2n+3, 4, h, w)
+    with vicl_processors(model.network, ctl, model.attention_layers()):
+        eps = sampler._predict(torch.cat(streams), t)  # (2n+3, 4, h, w)
     return {
         "eps_mod": eps[layout.d_mod : layout.d_mod + 1],
         "eps_def": eps[layout.d_def : layout.d_def + 1] if layout.swap else None,

@@ -1,11 +1,15 @@
-"""The SD-VICL joint denoising loop (METHOD.md 2-4), one U-Net call per step.
+"""The SD-VICL joint denoising loop (METHOD.md 2-4), one denoiser call per step.
+
+The model is a `denoiser.Denoiser`: the loop asks it for the schedule, one prediction per
+call, the scheduler and inversion steps on that prediction, and its attention layers; it
+names no backbone, architecture or prediction type.
 
 Per step, one batch of 2n+3 image streams per episode:
     [A_1..A_n, B_1..B_n, C, D_mod, D_def]
 A, B and C enter at their independently sampled x_t (edit-friendly, never denoised); D_mod
 and D_def share D's latent and differ only inside the modified attn1 layers. C's noise map
 comes out of the same pass (fused inversion), D steps with it, swap guidance mixes D's two
-noise predictions, and AdaIN pulls D's channel statistics toward B's.
+predictions, and AdaIN pulls D's channel statistics toward B's.
 
 Variants (`variants.py`): settings that act on D only can differ between V variants of the
 sampler, which then share the A, B, C rows: one call per step over
@@ -15,7 +19,7 @@ same loop (`_run_joint`).
 
 Entry points: `Sampler(model, cfg).run(episodes)` for many episodes (batched by
 `cfg.batch_episodes`), `Sampler(model, cfg).run_variants(episodes, variants)` for the same
-episodes under several sampler configs at once, `run_episode(...)` for one.
+episodes under several sampler configs at once.
 """
 
 from __future__ import annotations
@@ -36,16 +40,9 @@ from sdvicl_bench.sampler.attention import (
     resolve_kernel,
     vicl_processors,
 )
+from sdvicl_bench.sampler.denoiser import Denoiser
 from sdvicl_bench.sampler.guidance import adain, swap_guidance, swap_weight
-from sdvicl_bench.sampler.inversion import (
-    Schedule,
-    ddim_step,
-    invert,
-    make_schedule,
-    noise_map,
-    sample_trajectory,
-)
-from sdvicl_bench.sampler.models import DiffusionModel
+from sdvicl_bench.sampler.inversion import Schedule, invert, sample_trajectory
 from sdvicl_bench.sampler.noise import image_noise
 from sdvicl_bench.sampler.variants import check_row_budget, check_shareable, variant_layout
 
@@ -144,21 +141,20 @@ def image_trajectories(
 class Sampler:
     """Runs SD-VICL episodes with one model and one sampler config.
 
-    Counters (for tests and benchmarks): `unet_calls` and `image_passes` (rows through
-    the U-Net), accumulated over the sampler's life.
+    Counters (for tests and benchmarks): `unet_calls` (denoiser calls) and `image_passes`
+    (rows through the denoiser), accumulated over the sampler's life.
     """
 
-    model: DiffusionModel
+    model: Denoiser
     cfg: SamplerConfig
     unet_calls: int = 0
     image_passes: int = 0
     controller: VICLController = field(init=False)
 
     def __post_init__(self) -> None:
-        compiled = hasattr(self.model.unet, "_orig_mod")  # torch.compile'd: no Python counters
         self.controller = VICLController(
             self.cfg.attention,
-            count_calls=not compiled,
+            count_calls=not self.model.compiled,  # torch.compile'd: no Python counters
             kernel=resolve_kernel(self.cfg.attention.kernel, self.model.device),
         )
 
@@ -188,7 +184,7 @@ class Sampler:
         return_latents: bool = False,
         diagnostics: bool = False,
     ) -> list[list[EpisodeResult]]:
-        """Run the episodes under every sampler config of `variants`, all in one U-Net call
+        """Run the episodes under every sampler config of `variants`, all in one denoiser call
         per step: the variants share the rows A, B, C and each has its own D rows.
 
         Each variant's attention (qkv, temperature, contrast, ensemble, layers, step window),
@@ -221,7 +217,7 @@ class Sampler:
         return_latents: bool = False,
         diagnostics: bool = False,
     ) -> list[EpisodeResult]:
-        """E episodes sharing n, in one U-Net batch of E x (2n+3) rows per step."""
+        """E episodes sharing n, in one denoiser batch of E x (2n+3) rows per step."""
         return self._run_joint(
             episodes, [self.cfg], return_latents=return_latents, diagnostics=diagnostics
         )[0]
@@ -237,7 +233,7 @@ class Sampler:
         return_latents: bool,
         diagnostics: bool,
     ) -> list[list[EpisodeResult]]:
-        """E episodes sharing n under V variants: one U-Net call per step over E groups of
+        """E episodes sharing n under V variants: one denoiser call per step over E groups of
         [A.., B.., C, then each variant's D_mod (and D_def)]. Returns results[variant][episode].
 
         The schedule, resolution and inversion are `self.cfg`'s (the variants agree on them).
@@ -248,7 +244,7 @@ class Sampler:
             raise ValueError("all episodes of one batch must have the same number of prompts")
         E, dev = len(episodes), model.device
         layout = variant_layout(n, variants)
-        sched = make_schedule(model.scheduler, cfg.steps, cfg.skip)
+        sched = model.schedule(cfg.steps, cfg.skip)
         T = len(sched)
 
         # 1. Encode every picture in one VAE batch: latents (E, n, 4, h, w) and (E, 4, h, w).
@@ -266,10 +262,10 @@ class Sampler:
         traj_a = traj_a.unflatten(1, (E, n))
         traj_b = traj_b.unflatten(1, (E, n))
 
-        # 3. The reference path inverts C first (one extra U-Net call per step).
+        # 3. The reference path inverts C first (one extra denoiser call per step).
         zs_c = None
         if cfg.inversion == "separate":
-            zs_c = invert(self._plain_eps, traj_c, sched)
+            zs_c = invert(self._plain_predict, traj_c, sched, model.noise_map)
 
         # 4. Each variant's D starts at C's x_{t_1} (or, init=noise, from D's own Gaussian
         #    noise, the same for every variant that asks for it).
@@ -284,41 +280,42 @@ class Sampler:
         self.controller.use(layout, [v.attention for v in variants])
         self.controller.active = True
         trace: list[list[dict]] = [[] for _ in variants]
-        with vicl_processors(model.unet, self.controller):
+        with vicl_processors(model.network, self.controller, model.attention_layers()):
             for i, t in enumerate(sched.timesteps):
-                # 5. One U-Net call over [A.., B.., C, D_mod, D_def per variant] for every episode.
+                # 5. One call over [A.., B.., C, D_mod, D_def per variant] for every episode;
+                #    `out` is the model's prediction (eps for an epsilon model).
                 streams = [traj_a[i], traj_b[i], traj_c[i][:, None]]
                 for x, swap in zip(x_d, layout.swaps, strict=True):
                     streams += [x[:, None]] * (2 if swap else 1)
                 self.controller.step = i
-                eps = self._eps(torch.cat(streams, dim=1).flatten(0, 1), t)
-                eps = eps.unflatten(0, (E, layout.size))
+                out = self._predict(torch.cat(streams, dim=1).flatten(0, 1), t)
+                out = out.unflatten(0, (E, layout.size))
 
                 # 6. C's edit-friendly noise map from the same pass (fused inversion).
                 if zs_c is None:
-                    z_c = noise_map(traj_c[i + 1], traj_c[i], eps[:, layout.c], sched, i)
+                    z_c = model.noise_map(traj_c[i + 1], traj_c[i], out[:, layout.c], sched, i)
                 else:
                     z_c = zs_c[i]
 
                 for v, var in enumerate(variants):
-                    # 7. Swap guidance: eps_def + gamma w(i) (eps_mod - eps_def).
-                    eps_d = eps[:, layout.d_mods[v]]
+                    # 7. Swap guidance: out_def + gamma w(i) (out_mod - out_def).
+                    out_d = out[:, layout.d_mods[v]]
                     if layout.swaps[v]:
-                        eps_d = swap_guidance(eps_d, eps[:, layout.d_defs[v]], var.swap, i, T)
+                        out_d = swap_guidance(out_d, out[:, layout.d_defs[v]], var.swap, i, T)
 
                     # 8. Step D with C's noise map (init=noise: D's own; none after the last
                     #    step with last_z_zero).
                     z = noise_d[i + 1] if var.init == "noise" else z_c
                     if i == T - 1 and var.last_z_zero:
                         z = None
-                    x_d[v] = ddim_step(x_d[v], eps_d, sched, i, z)
+                    x_d[v] = model.step(x_d[v], out_d, sched, i, z)
 
                     # 9. AdaIN toward B at the same noise level (B's next sampled latent).
                     if var.adain.enabled and in_window(i, var.adain.steps):
                         x_d[v] = adain(x_d[v], traj_b[i + 1])
 
                     if diagnostics:
-                        trace[v].append(self._diagnose(i, sched, x_d[v], eps, layout, v, var))
+                        trace[v].append(self._diagnose(i, sched, x_d[v], out, layout, v, var))
 
         # 10. Decode each variant's D x0: the raw prediction pictures.
         return [
@@ -382,38 +379,39 @@ class Sampler:
         a, b, c = latents.split([E * n, E * n, E])
         return a.unflatten(0, (E, n)), b.unflatten(0, (E, n)), c
 
-    def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """One U-Net call: x (R, c, h, w) float32 at timestep t -> eps (R, c, h, w) float32.
-
-        The conditioning (empty-prompt embedding, and for SDXL-style U-Nets the pooled
-        embedding and size time ids) comes from the model: `DiffusionModel.unet_kwargs`.
-        """
-        model = self.model
+    def _predict(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """One counted denoiser call: x (R, c, h, w) float32 at timestep t -> the model's
+        prediction (R, c, h, w) float32 (`Denoiser.predict`, with its own conditioning)."""
         self.unet_calls += 1
         self.image_passes += x.shape[0]
-        timestep = torch.tensor(t, device=model.device)
-        return model.unet(x.to(model.dtype), timestep, **model.unet_kwargs(x)).sample.float()
+        return self.model.predict(x, t)
 
-    def _plain_eps(self, x: torch.Tensor, t: int, i: int) -> torch.Tensor:
-        """eps of images on their own (no group layout, plain attention everywhere)."""
-        return self._eps(x, t)
+    def _plain_predict(self, x: torch.Tensor, t: int, i: int) -> torch.Tensor:
+        """The prediction for images on their own (no group layout, plain attention)."""
+        return self._predict(x, t)
 
     def _diagnose(
         self,
         i: int,
         sched: Schedule,
         x_d,
-        eps,
+        out,
         layout: StreamLayout,
         variant: int = 0,
         cfg: SamplerConfig | None = None,
     ) -> dict:
-        """Step i of one variant (its row in `layout`, its config; default the sampler's)."""
+        """Step i of one variant (its row in `layout`, its config; default the sampler's).
+
+        swap_delta: RMS of eps_mod - eps_def, D's two noise predictions (for any prediction
+        type the eps of the output difference: eps is affine in the output at a shared x_t).
+        """
         cfg = cfg or self.cfg
         d_mod, d_def = layout.d_mods[variant], layout.d_defs[variant]
         delta = None
         if d_def is not None:
-            delta = (eps[:, d_mod] - eps[:, d_def]).pow(2).mean(dim=(1, 2, 3)).sqrt()
+            diff = out[:, d_mod] - out[:, d_def]
+            diff = self.model.split(diff, torch.zeros_like(diff), sched, i)[1]
+            delta = diff.pow(2).mean(dim=(1, 2, 3)).sqrt()
         return {
             "i": i,
             "t": sched.timesteps[i],
@@ -422,24 +420,3 @@ class Sampler:
             "d_std": x_d.std(dim=(1, 2, 3)).tolist(),
             "swap_delta": delta.tolist() if delta is not None else None,
         }
-
-
-def run_episode(
-    model: DiffusionModel,
-    prompts: Sequence[Image.Image],
-    targets: Sequence[Image.Image],
-    query: Image.Image,
-    cfg: SamplerConfig,
-    seed: int = 0,
-    *,
-    return_latents: bool = False,
-    diagnostics: bool = False,
-) -> EpisodeResult:
-    """Predict the ground truth of `query` from n (prompt, ground truth) pairs.
-
-    Returns the decoded prediction picture (cfg.resolution square), optionally D's final
-    latent and per-step diagnostics.
-    """
-    episode = Episode(list(prompts), list(targets), query, seed=seed)
-    sampler = Sampler(model, cfg)
-    return sampler.run([episode], return_latents=return_latents, diagnostics=diagnostics)[0]

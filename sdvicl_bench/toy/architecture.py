@@ -24,7 +24,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from sdvicl_bench.sampler.models import SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
+from sdvicl_bench.sampler.backbones.sd15 import SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
 
 RESOLUTION = 32
 """Pixels per side: the toy model's images and latents."""

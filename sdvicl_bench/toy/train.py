@@ -49,7 +49,7 @@ from rich.progress import (
 )
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sdvicl_bench.sampler.models import SD15_SCHEDULER, make_scheduler
+from sdvicl_bench.sampler.backbones.base import SD15_SCHEDULER, make_scheduler
 from sdvicl_bench.toy import architecture, world
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "toy"

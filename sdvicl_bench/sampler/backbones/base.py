@@ -1,11 +1,14 @@
-"""What every backbone gives the sampler (`DiffusionModel`) and how it says so (`Backbone`).
+"""The U-Net denoiser every backbone so far is (`DiffusionModel`) and how a backbone says
+what it is (`Backbone`).
 
-The sampler loop knows no backbone names: it asks the model for its U-Net keyword arguments
-(`DiffusionModel.unet_kwargs`), its VAE factor and its layer sides. A backbone is a
-`Backbone` record in one module (sd15.py, sd21.py, sdxl.py, toy.py): its name, default
-resolution, how to build or load it, and its U-Net's known config (for listing its layers
-without weights). The DDIM schedule of METHOD.md 2 is built here from each backbone's own
-beta schedule.
+The sampler talks to a model only through `sampler.denoiser.Denoiser`. `DiffusionModel`
+implements it for a diffusers `UNet2DConditionModel` + `AutoencoderKL` + the method's DDIM
+scheduler, with the scheduler's prediction type (epsilon, v_prediction or sample): its U-Net
+keyword arguments (`unet_kwargs`), VAE factor and layer sides stay in here. A backbone is a
+`Backbone` record in one module (sd15.py, sd21.py, sdxl.py, toy.py, tiny_vpred.py): its
+name, default resolution, how to build or load it, and its network's known config (for
+listing its layers without weights). The DDIM schedule of METHOD.md 2 is built here from
+each backbone's own beta schedule.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from sdvicl_bench.config import ModelConfig
 from sdvicl_bench.errors import ModelError
 from sdvicl_bench.sampler.attention import layer_positions
+from sdvicl_bench.sampler.denoiser import Denoiser
+from sdvicl_bench.sampler.inversion import Schedule, make_schedule
 
 SD15_SCHEDULER = dict(
     num_train_timesteps=1000,
@@ -42,36 +47,47 @@ sampling settings (DDIM, leading spacing, steps_offset 1, no final alpha 1) are 
 SD15_VAE_SCALE = 0.18215
 
 
-def make_scheduler(folder_config: dict | None = None) -> DDIMScheduler:
+def make_scheduler(
+    folder_config: dict | None = None, prediction_type: str = "epsilon"
+) -> DDIMScheduler:
     """The method's DDIM scheduler on a model's beta schedule.
 
     folder_config: the model folder's scheduler config (any scheduler class), or None for
     SD1.5's. Only its betas (`BETA_KEYS`) are taken; a folder whose model predicts anything
-    but epsilon is refused by `check_prediction_type` before this.
+    but the backbone's `prediction_type` is refused by `check_prediction_type` before this.
     """
-    config = dict(SD15_SCHEDULER)
+    config = dict(SD15_SCHEDULER, prediction_type=prediction_type)
     for key in BETA_KEYS:
         if folder_config and folder_config.get(key) is not None:
             config[key] = folder_config[key]
     return DDIMScheduler(**config)
 
 
-def check_prediction_type(name: str, source: str, folder_config: dict | None) -> None:
-    """One-line ModelError unless the folder's scheduler predicts epsilon (or says nothing)."""
+def check_prediction_type(
+    name: str, source: str, folder_config: dict | None, expected: str = "epsilon"
+) -> None:
+    """One-line ModelError unless the folder's scheduler predicts what backbone `name` reads
+    its U-Net's output as (`expected`); a folder that says nothing predicts epsilon."""
     kind = (folder_config or {}).get("prediction_type", "epsilon")
-    if kind != "epsilon":
-        raise ModelError(
-            f"Cannot use '{source}' as model={name}: its scheduler config says "
-            f"prediction_type={kind}, and SD-VICL's inversion and swap guidance assume epsilon "
-            "prediction (METHOD.md 2). Fix: use an epsilon model, e.g. "
-            "stabilityai/stable-diffusion-2-1-base (512 px) instead of the 768-v "
-            "stabilityai/stable-diffusion-2-1."
-        )
+    if kind == expected:
+        return
+    example = (
+        ", e.g. stabilityai/stable-diffusion-2-1-base (512 px) instead of the 768-v "
+        "stabilityai/stable-diffusion-2-1"
+        if expected == "epsilon"
+        else ""
+    )
+    raise ModelError(
+        f"Cannot use '{source}' as model={name}: its scheduler config says "
+        f"prediction_type={kind}, but model={name} reads its U-Net's output as {expected} "
+        f"(METHOD.md 2). Fix: use a {expected} model{example}."
+    )
 
 
 @dataclass
-class DiffusionModel:
-    """A built or loaded model, ready for the sampler.
+class DiffusionModel(Denoiser):
+    """A built or loaded U-Net model, ready for the sampler: the `Denoiser` of a diffusers
+    U-Net, VAE and DDIM scheduler (its prediction type is the scheduler config's).
 
     prompt_embeds: (1, L, D) text embedding of "" (METHOD.md 2: one embedding shared by every
         stream), broadcast to every row of a U-Net call.
@@ -109,7 +125,7 @@ class DiffusionModel:
     @property
     def layer_sides(self) -> dict[str, int]:
         """Every self-attention processor name -> its token grid side at the default resolution."""
-        return {name: side for name, (_, side) in layer_positions(self.unet).items()}
+        return {name: side for name, (_, side) in self.attention_layers().items()}
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -146,6 +162,49 @@ class DiffusionModel:
         """Processor names of every self-attention (attn1) layer, in U-Net order."""
         return [n for n in self.unet.attn_processors if n.endswith("attn1.processor")]
 
+    # ------------------------------------------------------------------ Denoiser
+
+    def predict(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """One U-Net call: x (R, c, h, w) float32 at timestep t -> output (R, c, h, w) float32.
+
+        The conditioning (empty-prompt embedding, and for SDXL-style U-Nets the pooled
+        embedding and size time ids) is `unet_kwargs`.
+        """
+        timestep = torch.tensor(t, device=self.device)
+        return self.unet(x.to(self.dtype), timestep, **self.unet_kwargs(x)).sample.float()
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.unet
+
+    def attention_layers(self) -> dict[str, tuple[str, int]]:
+        """The U-Net's attn1 processors -> (block, side) (`attention.layer_positions`)."""
+        return layer_positions(self.unet)
+
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler.config.prediction_type
+
+    def schedule(self, steps: int, skip: int = 0) -> Schedule:
+        """The method's DDIM steps on this model's scheduler (`inversion.make_schedule`)."""
+        return make_schedule(self.scheduler, steps, skip)
+
+    def place(
+        self, device: torch.device, dtype: torch.dtype, *, channels_last: bool, compile: bool
+    ) -> DiffusionModel:
+        """U-Net, VAE and embeddings to `device` and `dtype`, eval mode, no gradients;
+        channels_last: NHWC memory format; compile: `torch.compile(unet, dynamic=False)`."""
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.unet.to(device, dtype, memory_format=fmt).eval().requires_grad_(False)
+        self.vae.to(device, dtype, memory_format=fmt).eval().requires_grad_(False)
+        self.prompt_embeds = self.prompt_embeds.to(device, dtype)
+        if self.pooled_embeds is not None:
+            self.pooled_embeds = self.pooled_embeds.to(device, dtype)
+        self.device, self.dtype = device, dtype
+        if compile:
+            self.unet = torch.compile(self.unet, dynamic=False)
+        return self
+
 
 def vae_factor(vae_config) -> int:
     """Pixels per latent side of an AutoencoderKL config: 2 ** (down blocks - 1)."""
@@ -167,17 +226,30 @@ class Backbone:
         `model.seed`; its numbers mean nothing).
     resolution: default picture side (its YAML's `sampler.resolution`); the U-Net's
         `sample_size` x the VAE factor.
-    load: `ModelConfig` -> DiffusionModel on the CPU in float32 (`load_model` places it).
+    load: `ModelConfig` -> DiffusionModel (or another `Denoiser`) on the CPU in float32
+        (`load_model` places it).
     unet_config: the U-Net's config (real sizes), for listing its layers on the meta device.
     summary: one line for `sdvicl-bench ls` and docs/MODELS.md.
+    meta_layers: the network's self-attention layers -> (block, side) without weights, for a
+        backbone that is not a `UNet2DConditionModel`; None = `unet_config`'s U-Net built on
+        the meta device.
     """
 
     name: str
     kind: Literal["hub", "toy", "random"]
     resolution: int
-    load: Callable[[ModelConfig], DiffusionModel]
+    load: Callable[[ModelConfig], Denoiser]
     unet_config: Callable[[], dict]
     summary: str
+    meta_layers: Callable[[], dict[str, tuple[str, int]]] | None = None
+
+    def layer_positions(self) -> dict[str, tuple[str, int]]:
+        """The backbone's self-attention layers -> (block, side) at its default resolution,
+        from its known config: no weights."""
+        if self.meta_layers is not None:
+            return self.meta_layers()
+        with torch.device("meta"):
+            return layer_positions(UNet2DConditionModel.from_config(self.unet_config()))
 
 
 def random_model(
@@ -187,10 +259,12 @@ def random_model(
     seed: int,
     *,
     pooled_dim: int | None = None,
+    prediction_type: str = "epsilon",
 ) -> DiffusionModel:
     """Random weights and conditioning from a private generator state (global RNG untouched).
 
     pooled_dim: width of a random pooled embedding (SDXL-style U-Nets), else none.
+    prediction_type: what its scheduler reads the U-Net's output as.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -202,7 +276,7 @@ def random_model(
         name=name,
         unet=unet,
         vae=vae,
-        scheduler=make_scheduler(),
+        scheduler=make_scheduler(prediction_type=prediction_type),
         prompt_embeds=embeds,
         pooled_embeds=pooled,
         device=torch.device("cpu"),

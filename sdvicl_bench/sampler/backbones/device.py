@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sdvicl_bench.errors import ModelError
-from sdvicl_bench.sampler.backbones.base import DiffusionModel
+from sdvicl_bench.sampler.denoiser import Denoiser
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -63,27 +63,19 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
 
 
 def place_model(
-    model: DiffusionModel,
+    model: Denoiser,
     device: torch.device,
     dtype: torch.dtype,
     *,
     channels_last: bool = False,
     compile: bool = False,
-) -> DiffusionModel:
-    """Move a model to its device and dtype, in eval mode, with the speed settings.
+) -> Denoiser:
+    """Move a model to its device and dtype, in eval mode, with the speed settings
+    (`Denoiser.place`); on CUDA, cuDNN picks its fastest convolutions once per shape.
 
     channels_last: NHWC convolutions (faster with bf16 on recent GPUs; same numbers up to
-    kernel rounding). compile: `torch.compile(unet, dynamic=False)`.
+    kernel rounding). compile: `torch.compile(network, dynamic=False)`.
     """
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.unet.to(device, dtype, memory_format=fmt).eval().requires_grad_(False)
-    model.vae.to(device, dtype, memory_format=fmt).eval().requires_grad_(False)
-    model.prompt_embeds = model.prompt_embeds.to(device, dtype)
-    if model.pooled_embeds is not None:
-        model.pooled_embeds = model.pooled_embeds.to(device, dtype)
-    model.device, model.dtype = device, dtype
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
-    if compile:
-        model.unet = torch.compile(model.unet, dynamic=False)
-    return model
+    return model.place(device, dtype, channels_last=channels_last, compile=compile)

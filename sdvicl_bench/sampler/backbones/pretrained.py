@@ -47,17 +47,20 @@ def source_of(cfg: ModelConfig) -> tuple[str, str | None]:
     return (cfg.path, None) if cfg.path else (cfg.hub_id, cfg.revision)
 
 
-def load_pretrained(name: str, source: str, revision: str | None) -> DiffusionModel:
+def load_pretrained(
+    name: str, source: str, revision: str | None, prediction_type: str = "epsilon"
+) -> DiffusionModel:
     """Load an SD1.x/2.x folder (hub id at `revision`, or local) as model `name`.
 
     The empty-prompt embedding is the text encoder's last hidden state for "" (what
     diffusers' StableDiffusionPipeline conditions on), computed once with the folder's own
-    tokenizer and encoder, which are then dropped.
+    tokenizer and encoder, which are then dropped. prediction_type: what backbone `name`
+    reads the U-Net's output as; a folder whose scheduler says otherwise is refused.
     """
     parts = load_parts(name, source, revision, sd_parts())
     with torch.no_grad():
         embeds = parts["text_encoder"](empty_prompt_ids(parts["tokenizer"]))[0]
-    return assemble(name, source, revision, parts, embeds)
+    return assemble(name, source, revision, parts, embeds, prediction_type=prediction_type)
 
 
 def empty_prompt_ids(tokenizer) -> torch.Tensor:
@@ -74,14 +77,17 @@ def assemble(
     parts: dict[str, Any],
     prompt_embeds: torch.Tensor,
     pooled_embeds: torch.Tensor | None = None,
+    *,
+    prediction_type: str = "epsilon",
 ) -> DiffusionModel:
-    """A DiffusionModel on the CPU from loaded parts; the folder's betas (epsilon only)."""
-    check_prediction_type(name, source, parts.get("scheduler"))
+    """A DiffusionModel on the CPU from loaded parts and the folder's betas; a folder whose
+    scheduler predicts anything but `prediction_type` is refused (`check_prediction_type`)."""
+    check_prediction_type(name, source, parts.get("scheduler"), prediction_type)
     return DiffusionModel(
         name=name,
         unet=parts["unet"],
         vae=parts["vae"],
-        scheduler=make_scheduler(parts.get("scheduler")),
+        scheduler=make_scheduler(parts.get("scheduler"), prediction_type),
         prompt_embeds=prompt_embeds,
         pooled_embeds=pooled_embeds,
         device=torch.device("cpu"),

@@ -1,9 +1,9 @@
 """name -> Backbone, and what is asked of a backbone by name: load it, name its identity for
 run keys, list its layers.
 
-Adding a backbone: one module with a `BACKBONES` tuple of `Backbone` records, its name in
-`names.BACKBONE_NAMES`, its module in `_MODULES` below, and a YAML in conf/model/
-(docs/MODELS.md).
+Adding a backbone: one module with a `BACKBONES` tuple of `Backbone` records (its `load`
+returns a `sampler.denoiser.Denoiser`), its name in `config.BACKBONE_NAMES`, its module in
+`_MODULES` below, and a YAML in conf/model/ (docs/MODELS.md, docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sdvicl_bench.config import ModelConfig
-from sdvicl_bench.sampler.attention import count_layers, layer_positions, select_layers
-from sdvicl_bench.sampler.backbones import sd15, sd21, sdxl, toy
-from sdvicl_bench.sampler.backbones.base import Backbone, DiffusionModel
+from sdvicl_bench.sampler.attention import count_layers, select_layers
+from sdvicl_bench.sampler.backbones import sd15, sd21, sdxl, tiny_vpred, toy
+from sdvicl_bench.sampler.backbones.base import Backbone
 from sdvicl_bench.sampler.backbones.device import place_model, resolve_device, resolve_dtype
 from sdvicl_bench.sampler.backbones.names import BACKBONE_NAMES, check_backbone_name
 from sdvicl_bench.sampler.backbones.pretrained import missing_folder_error
+from sdvicl_bench.sampler.denoiser import Denoiser
 
-_MODULES = (sd15, sd21, sdxl, toy)
+_MODULES = (sd15, sd21, sdxl, toy, tiny_vpred)
 
 BACKBONES: dict[str, Backbone] = {b.name: b for m in _MODULES for b in m.BACKBONES}
 assert set(BACKBONES) == set(BACKBONE_NAMES), "names.BACKBONE_NAMES and the modules disagree"
@@ -35,7 +34,7 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES[check_backbone_name(name)]
 
 
-def load_model(cfg: ModelConfig) -> DiffusionModel:
+def load_model(cfg: ModelConfig) -> Denoiser:
     """Build or load the model `cfg.name` on its device and dtype, in eval mode."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -133,19 +132,11 @@ def file_digest(path: Path) -> str:
 
 
 def layer_counts(backbone: Backbone) -> dict[str, int]:
-    """{"<block>.<side>": attn1 layers} at the default resolution, in U-Net order.
+    """{"<block>.<side>": attn1 layers} at the default resolution, in network order.
 
-    The U-Net is built on the meta device from the backbone's known config: no weights.
+    From the backbone's known config (`Backbone.layer_positions`, the meta device): no weights.
     """
-    return count_layers(layer_positions(meta_unet(backbone)))
-
-
-def meta_unet(backbone: Backbone):
-    """The backbone's U-Net built on the meta device from its known config: no weights."""
-    from diffusers import UNet2DConditionModel
-
-    with torch.device("meta"):
-        return UNet2DConditionModel.from_config(backbone.unet_config())
+    return count_layers(backbone.layer_positions())
 
 
 def layer_table() -> list[str]:
@@ -160,10 +151,10 @@ def layer_table() -> list[str]:
 def check_layer_selectors(cfg: ModelConfig, selectors: tuple[str, ...]) -> None:
     """One-line ConfigError now for a selector that matches no layer of model `cfg.name`.
 
-    Uses the backbone's known U-Net config on the meta device (no weights). A hub backbone
+    Uses the backbone's known config on the meta device (no weights). A hub backbone
     loaded from `model.path` may have another config: its selectors are checked at load.
     """
     backbone = get_backbone(cfg.name)
     if backbone.kind == "hub" and cfg.path:
         return
-    select_layers(layer_positions(meta_unet(backbone)), selectors)
+    select_layers(backbone.layer_positions(), selectors)
