@@ -3,13 +3,17 @@
     python scripts/toy_report.py            # every table, 64 episodes each (2 cores)
     python scripts/toy_report.py --only tasks --episodes 16
     python scripts/toy_report.py --only tasks --seed 7   # a held-out run seed
+    python scripts/toy_report.py --only identity         # each task with prompt = query
 
 Every run goes through `evaluate.run` (the same path as `sdvicl-bench run`) on frozen
 episodes spread evenly over the task's query list (so fgseg's 64 hold 16 per fold), with
 `model=toy data=demo`. Tables: SD-VICL against the baselines for every task; fgseg at n = 1,
 3, 5; every `ablate` component on fgseg. Each cell: mean [95% bootstrap interval], x100 where
 the task's config says so. The `oracle` row (the GT picture through the prediction's path) is
-each task's ceiling, never a competitor; under every task table a verdict line says whether
+each task's ceiling, never a competitor. `identity` runs every task's episodes with the query
+itself as the prompt: the correspondence is then trivial (each pixel's own position), so a
+model that still cannot paint B there cannot transfer the task's pictures at all, whatever
+the prompts. Under every task table a verdict line says whether
 SD-VICL beats every trivial baseline on the headline metrics (`HEADLINE`): for per-episode
 metrics its interval clear of the best baseline's mean, for set-level ones a better value.
 Writes Markdown to --out and prints it.
@@ -18,6 +22,7 @@ Writes Markdown to --out and prints it.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -59,6 +64,17 @@ def frozen_episodes(task: str, prompts: int | None, count: int, folder: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{task}-n{prompts or 'default'}-{len(picked)}.jsonl"
     write_episodes(path, picked)
+    return path
+
+
+def identity_episodes(frozen: Path) -> Path:
+    """The frozen episodes of `frozen` with the query as the only prompt (B is then the GT)."""
+    path = frozen.with_name(frozen.stem + "-identity.jsonl")
+    lines = []
+    for line in frozen.read_text().splitlines():
+        episode = json.loads(line)
+        lines.append(json.dumps({**episode, "prompts": [episode["query"]]}))
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -152,7 +168,7 @@ def header(results: dict, first: str = "method") -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=64)
-    parser.add_argument("--only", choices=["tasks", "prompts", "ablate"], nargs="*")
+    parser.add_argument("--only", choices=["tasks", "identity", "prompts", "ablate"], nargs="*")
     parser.add_argument("--out", type=Path, default=Path("results/toy/report.md"))
     parser.add_argument("--runs", type=Path, default=Path("results/toy/runs"))
     parser.add_argument("--model-path", help="another training's folder (default: shipped)")
@@ -180,6 +196,27 @@ def main() -> None:
             lines += [f"### {task} (n = {res['n']})", "", *header(res), *method_rows(res), ""]
             lines += [line, ""]
             print(f"{task}: done ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    if "identity" in only:
+        lines += [
+            "## Every task with the query as its own prompt (correspondence trivial)",
+            "",
+            "| task | metric | SD-VICL, prompt = query | SD-VICL, prompts drawn | oracle |",
+            "|---|---|---|---|---|",
+        ]
+        for task in args.tasks or TASKS:
+            eps = frozen_episodes(task, None, args.episodes, frozen_dir)
+            drawn = run(task, eps, [], args.runs)
+            same = run(task, identity_episodes(eps), [], args.runs)
+            for metric in HEADLINE[task]:
+                scale = metric_specs(drawn)[metric][0]
+                lines.append(
+                    f"| {task} | {metric} | {cell(same['metrics'][metric], scale)} | "
+                    f"{cell(drawn['metrics'][metric], scale)} | "
+                    f"{cell(drawn['baselines'][ORACLE][metric], scale)} |"
+                )
+            print(f"{task} identity: done ({time.time() - started:.0f} s)", file=sys.stderr)
+        lines.append("")
 
     if "prompts" in only:
         lines += ["## fgseg: number of prompts", ""]

@@ -5,7 +5,9 @@ paints D, the query in colour. The query picture is the grey image as 3 channels
 ``convert("L")``, ITU-R 601 luma, see ``data.imagenet.grey``); the ground truth is the colour
 image itself. The prediction is resized bicubically to the image's own size (per channel, in
 float, clipped to [0, 1]) and scored with ``metrics.mse.mse`` / ``mse_vp`` per image and FID
-over the whole set. Trivial baseline: the grey query itself as the prediction.
+over the whole set (``metrics.fid``, read back from the saved pictures; its resize and scaling
+as ``task.options.fid_preprocess`` says). Trivial baseline: the grey query itself as the
+prediction.
 """
 
 from __future__ import annotations
