@@ -6,10 +6,15 @@ No model is loaded: each record's truth is rebuilt from the dataset
 scored again (`protocol.score`), and the record is rewritten with the new scores, baselines
 and extras (its id, prompts, seed, seconds, device and picture paths kept; the GT picture
 redrawn). A record made before the oracle row existed gains it (the GT rendered from the
-dataset and sent through the run's sampler side, `protocols.oracle`). results.json is
-rebuilt by the code `run` uses (`evaluate._results`), with the task's current version and
-metric specs (conf/task/<task>.yaml); the previous one is kept as
-`results.<timestamp>.json`. grid.png is redrawn.
+dataset and sent through the run's sampler side, `protocols.oracle`); fgseg counts made with
+the void pixels as background (records without `counts_void`) are made void-free, as the
+run's `task.options.void` (default ignore) says; `rescored.rules_before` keeps the old
+rule. Options a run predates take their current default: colorization's FID is recomputed
+with `fid_preprocess=pytorch_fid` (older runs used clean-fid's resize), and results.json's
+config names it; keypoints keep `normalize=image` unless the run set `box`. results.json
+is rebuilt by the code `run` uses (`running.results.results_of`), with
+the task's current version and metric specs (conf/task/<task>.yaml); the previous one is kept
+as `results.<timestamp>.json`. grid.png is redrawn.
 
 Every sample file of the folder is claimed first, so a run still writing there stops rescore
 with one line; a missing prediction picture stops it, with one line, before anything is
@@ -46,6 +51,8 @@ from sdvicl_bench.report.records import (
     write_samples,
 )
 from sdvicl_bench.report.summary import print_summary
+from sdvicl_bench.running.reporter import Reporter
+from sdvicl_bench.running.results import results_of
 from sdvicl_bench.types import EpisodeSpec
 
 TASK_CONF = Path(__file__).resolve().parent / "conf" / "task"
@@ -78,20 +85,21 @@ def rescore(
         rescored = {
             path: [_rescored(protocol, specs, run_dir, r) for r in rs] for path, rs in files.items()
         }
-        evaluate._report_damaged(sum(mend_samples(p) for p in files), run_dir, console)
+        Reporter(console).damaged(sum(mend_samples(p) for p in files), run_dir)
         for path, new in rescored.items():
             write_samples(path, new)
 
         cfg = _current_task(_config_of(run_dir, run_cfg))
         samples = all_samples(run_dir, episodes)
         elapsed = time.perf_counter() - started
-        results = evaluate._results(cfg, protocol, key, samples, elapsed, 0, run_dir=run_dir)
+        results = results_of(cfg, protocol, key, samples, elapsed, 0, run_dir=run_dir)
         results["timing"]["unet_calls_this_session"] = 0
         kept = _keep_old_results(run_dir)
         results["rescored"] = {
             "at": time.strftime("%Y-%m-%d %H:%M:%S"),
             "previous_results": kept,
             "task_version_before": run_cfg.task.version,
+            "rules_before": rules_before(protocol, records),
         }
         write_json(run_dir / "results.json", results)
         if run_cfg.save_pictures:
@@ -122,6 +130,15 @@ def check_pictures(run_dir: Path, records: list[dict], save_pictures: bool = Tru
         "scores the saved pictures. Fix: restore them, or delete those samples' lines from "
         "the sample file and rerun to redo them."
     )
+
+
+def rules_before(protocol: TaskProtocol, records: list[dict]) -> dict[str, list[str]]:
+    """{rule field: the rules the old records were made by}, for each record rule of the
+    protocol's set-level metrics (fgseg's `counts_void`: ["background"] for a run from
+    before the void pixels left the counts; rescore recomputes them under the current rule,
+    which results.json's blocks name)."""
+    rules = {a.rule.field: a.rule for a in protocol.set_level.values() if a.rule}
+    return {name: sorted({r.of_record(x) for x in records}) for name, r in rules.items()}
 
 
 def _rescored(
@@ -167,7 +184,9 @@ def _config_of(run_dir: Path, run_cfg: RunConfig) -> RunConfig:
 
 def _current_task(cfg: RunConfig) -> RunConfig:
     """`cfg` with the task's current `version` and `metrics` specs (higher_is_better, scale),
-    so results.json names the version that scored it and tables scale new metrics."""
+    so results.json names the version that scored it and tables scale new metrics; an option
+    the YAML sets that the run's config lacks (made before it existed, e.g. colorization's
+    `fid_preprocess`) gets the YAML's value, the default the scoring code applied to it."""
     path = TASK_CONF / f"{cfg.task.name}.yaml"
     if not path.is_file():
         return cfg
@@ -176,6 +195,7 @@ def _current_task(cfg: RunConfig) -> RunConfig:
         cfg.task,
         version=int(current.get("version", cfg.task.version)),
         metrics=dict(current.get("metrics") or cfg.task.metrics),
+        options={**(current.get("options") or {}), **cfg.task.options},
     )
     return replace(cfg, task=task)
 

@@ -15,29 +15,30 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sdvicl_bench import evaluate
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.report.lock import SampleLock
-from sdvicl_bench.report.records import (
-    all_samples,
-    merge_samples,
-    read_episodes,
-    sample_files,
-    write_json,
-)
-from sdvicl_bench.report.summary import print_summary
+from sdvicl_bench.report.records import sample_files
+from sdvicl_bench.running.folder import RunFolder, RunOutcome, protocol_of
+from sdvicl_bench.running.pictures import write_grid
+from sdvicl_bench.running.reporter import Reporter
+from sdvicl_bench.running.results import results_of
 
 
 def merge(
-    run_dirs: list[Path], *, quiet: bool = False, console: Console | None = None
-) -> evaluate.RunOutcome:
+    run_dirs: list[Path],
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    reporter: Reporter | None = None,
+) -> RunOutcome:
     """Merge run folders of one key (shards of a SLURM array) into the first; results.json and
     grid.png anew, describing every sample, with config.shard null.
 
     Every sample file of the folders is claimed first (a shard still running there stops
-    the merge with a one-line DataError).
+    the merge with a one-line DataError). Output goes through `reporter` (or one made of
+    `quiet`, `console`).
     """
-    console = console or Console(stderr=True)
+    reporter = Reporter.of(reporter, quiet=quiet, console=console)
     infos = []
     for d in run_dirs:
         if not (d / "run.json").is_file():
@@ -65,18 +66,18 @@ def merge(
             for pic in (other / "pictures").glob("*"):
                 if not (target / "pictures" / pic.name).exists():
                     shutil.copyfile(pic, target / "pictures" / pic.name)
-        cfg, protocol = evaluate.protocol_of(target)
+        cfg, protocol = protocol_of(target)
         cfg = replace(cfg, shard=None)  # the merged folder is the whole run
-        episodes = read_episodes(target / "episodes.jsonl")
-        evaluate._report_damaged(merge_samples(target, episodes), target, console)
+        folder = RunFolder(target)
+        episodes = folder.episodes()
+        reporter.damaged(folder.merge_shards(episodes), target)
         for path in target.glob("samples*.from-*.jsonl"):
             path.unlink()
-        samples = all_samples(target, episodes)
+        samples = folder.samples(episodes)
         key = infos[0]["key"]
-        results = evaluate._results(cfg, protocol, key, samples, 0.0, 0, run_dir=target)
-        write_json(target / "results.json", results)
+        results = results_of(cfg, protocol, key, samples, 0.0, 0, run_dir=target)
+        folder.write_results(results)
         if cfg.save_pictures and samples:
-            evaluate.write_grid(protocol, target, console=console)
-    if not quiet:
-        print_summary(results, target, console)
-    return evaluate.RunOutcome(target, results, True, 0)
+            write_grid(protocol, target, reporter=reporter)
+    reporter.summary(results, target)
+    return RunOutcome(target, results, True, 0)

@@ -66,5 +66,5 @@ def write_comparison(
         from sdvicl_bench.report.grids import compare_grid
 
         _, protocol = evaluate.protocol_of(dirs[0])
-        load_pictures, _ = evaluate._grid_loaders(protocol)
+        load_pictures, _ = evaluate.grid_loaders(protocol)
         compare_grid(dirs, labels, load_pictures, out=path.with_suffix(".png"))

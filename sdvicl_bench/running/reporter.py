@@ -1,0 +1,142 @@
+"""What a run says, and the output settings that decide it, in one object.
+
+`Reporter` carries the console and `quiet` so the run's steps take one argument instead of
+two threaded through every call. Warnings a user must see whatever `quiet` says (damaged
+lines set aside, missing pictures) always print; notes, the resume line, the progress and
+the summary are left out when quiet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from sdvicl_bench.report.records import DAMAGED_NAME
+from sdvicl_bench.report.summary import print_summary
+from sdvicl_bench.sharding import Shard
+
+
+def _stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+@dataclass
+class Reporter:
+    """Where a run prints (`console`) and whether it keeps to warnings (`quiet`)."""
+
+    console: Console = field(default_factory=_stderr_console)
+    quiet: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        reporter: Reporter | None = None,
+        *,
+        quiet: bool = False,
+        console: Console | None = None,
+    ) -> Reporter:
+        """The reporter an entry point was given, else one from its `quiet`/`console`
+        keywords (the older way to call `run`, `run_many`, `merge` ...)."""
+        if reporter is not None:
+            return reporter
+        return cls(console or _stderr_console(), quiet)
+
+    def say(self, text: str) -> None:
+        """Print one plain line (no markup, no wrapping: paths stay whole)."""
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def damaged(self, count: int, run_dir: Path) -> None:
+        """One warning line when `count` damaged sample lines were set aside."""
+        if count:
+            self.say(
+                f"warning: {count} damaged line{'s' if count > 1 else ''} of the sample files "
+                f"set aside in {run_dir / DAMAGED_NAME}; their episodes will be redone."
+            )
+
+    def missing_pictures(self, run_dir: Path, gone: list[str]) -> None:
+        """One line naming the finished samples (ids) whose picture files are gone.
+
+        Their scores stand and they are not resampled (a run may have had its pictures
+        deleted on purpose, to save disk): deleting a sample's line from its sample file
+        makes the next run redo it and save its pictures again.
+        """
+        if gone:
+            shown = ", ".join(gone[:3]) + (", ..." if len(gone) > 3 else "")
+            self.say(
+                f"warning: {len(gone)} finished sample{'s' if len(gone) > 1 else ''} of "
+                f"{run_dir} miss their picture files ({shown}); their scores stand. To "
+                "recreate the pictures, delete their lines from the sample file and rerun."
+            )
+
+    def missing_tiles(self, run_dir: Path, missing: list[str]) -> None:
+        """One line naming the picture files a grid draws as empty tiles."""
+        if missing:
+            names = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            self.say(
+                f"warning: {len(missing)} picture{'s' if len(missing) > 1 else ''} of "
+                f"{run_dir} missing ({names}), drawn as empty tiles. Fix: delete those "
+                "samples' lines from the sample file and rerun to recreate them."
+            )
+
+    def stale(self, run_dir: Path, stale: list[str]) -> None:
+        """One note (unless quiet) when finished records (ids) lack a metric or a baseline
+        row the protocol reports now (`results.stale_samples`)."""
+        if stale and not self.quiet:
+            self.say(
+                f"note: {len(stale)} finished sample{'s' if len(stale) > 1 else ''} of "
+                f"{run_dir} predate some of this task's metrics or baseline rows (e.g. the "
+                "oracle), which leave them out (or show n/a). "
+                f"Fix: sdvicl-bench rescore {run_dir}"
+            )
+
+    def resuming(self, run_dir: Path, shard: Shard, done: int, todo: int) -> None:
+        """The line (unless quiet) a rerun prints before sampling: which folder, what is done
+        and what is left."""
+        if not self.quiet:
+            part = f" (shard {shard.index}/{shard.count})" if shard.count > 1 else ""
+            self.say(f"Resuming {run_dir}{part}: {done} episodes done, {todo} to do.")
+
+    @contextlib.contextmanager
+    def progress(self, label: str, total: int) -> Iterator[Callable[[int, int, float], None]]:
+        """A progress bar with its ETA on a terminal, a plain line per batch in a log (none
+        when quiet). Yields `tick(advance, finished, seconds_per_episode)`."""
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=self.quiet or not self.console.is_terminal,  # plain log lines instead
+        )
+        with bar:
+            task = bar.add_task(label, total=total, rate="")
+
+            def tick(advance: int, finished: int, rate: float) -> None:
+                bar.update(task, advance=advance, rate=f"{rate:.2f} s/episode")
+                if not self.quiet and not self.console.is_terminal:
+                    self.console.print(
+                        f"{label}: {finished}/{total} episodes, {rate:.2f} s/episode"
+                    )
+
+            yield tick
+
+    def summary(self, results: dict[str, Any], run_dir: Path) -> None:
+        """The run's summary table (`report.summary.print_summary`), unless quiet."""
+        if not self.quiet:
+            print_summary(results, run_dir, self.console)
