@@ -40,6 +40,7 @@ from sdvicl_bench import evaluate
 from sdvicl_bench.config import RunConfig, from_dict
 from sdvicl_bench.errors import DataError, UserError
 from sdvicl_bench.protocols import TaskProtocol
+from sdvicl_bench.report.console import make_console
 from sdvicl_bench.report.lock import SampleLock
 from sdvicl_bench.report.records import (
     all_samples,
@@ -63,7 +64,7 @@ def rescore(
     run_dir: Path, *, quiet: bool = False, console: Console | None = None
 ) -> evaluate.RunOutcome:
     """Rescore one run folder in place (see the module doc); returns its new results."""
-    console = console or Console(stderr=True)
+    console = console or make_console()
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_cfg, protocol = evaluate.protocol_of(run_dir)
@@ -82,9 +83,17 @@ def rescore(
             )
         check_pictures(run_dir, records, run_cfg.save_pictures)
         specs = {e.id: e for e in episodes}
-        rescored = {
-            path: [_rescored(protocol, specs, run_dir, r) for r in rs] for path, rs in files.items()
-        }
+        reporter = Reporter(console, quiet)
+        rescored: dict[Path, list[dict]] = {}
+        with reporter.progress(f"rescore {run_cfg.task.name}", len(records)) as tick:
+            t0, done = time.perf_counter(), 0
+            for path, rs in files.items():
+                rescored[path] = []
+                for record in rs:
+                    rescored[path].append(_rescored(protocol, specs, run_dir, record))
+                    done += 1
+                    if done % 25 == 0 or done == len(records):  # a log line now and then
+                        tick(25 if done % 25 == 0 else done % 25, done, _rate(t0, done))
         Reporter(console).damaged(sum(mend_samples(p) for p in files), run_dir)
         for path, new in rescored.items():
             write_samples(path, new)
@@ -107,6 +116,10 @@ def rescore(
     if not quiet:
         print_summary(results, run_dir, console)
     return evaluate.RunOutcome(run_dir, results, True, 0)
+
+
+def _rate(started: float, done: int) -> float:
+    return (time.perf_counter() - started) / max(done, 1)
 
 
 def check_pictures(run_dir: Path, records: list[dict], save_pictures: bool = True) -> None:

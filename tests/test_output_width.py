@@ -42,3 +42,35 @@ def test_run_summary_through_a_pipe_is_not_cut(workdir) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "baseline: all_objects" in out.stderr or "baseline: copy_b" in out.stderr
     assert "…" not in out.stderr
+
+
+def test_log_lines_carry_an_eta() -> None:
+    """In a log (not a terminal) each batch line says done/total, rate and ETA (issue 25
+    item 6); the ETA is the episodes left times the rate."""
+    from sdvicl_bench.running.reporter import Reporter, eta_text
+
+    assert [eta_text(s) for s in (0, 44.6, 65, 3600 + 1200 + 5)] == [
+        "0 s",
+        "45 s",
+        "1 min 5 s",
+        "1 h 20 min",
+    ]
+    console = console_module.make_console()
+    reporter = Reporter(console, quiet=False)
+    with console.capture() as captured, reporter.progress("fgseg", 10) as tick:
+        tick(4, 4, 1.5)
+    assert "fgseg: 4/10 episodes, 1.50 s/episode, ETA 9 s" in captured.get()
+
+
+@pytest.mark.slow
+def test_rescore_shows_progress_in_a_log(workdir) -> None:
+    from typer.testing import CliRunner
+
+    from sdvicl_bench.cli import app
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["run", "task=fgseg", "debug=smoke", "--quiet"])
+    run_dir = made.output.strip().splitlines()[-1]
+    result = runner.invoke(app, ["rescore", run_dir])
+    assert result.exit_code == 0, result.output
+    assert "rescore fgseg: 2/2 episodes" in result.output and "ETA" in result.output

@@ -24,13 +24,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from sdvicl_bench.report.console import make_console
 from sdvicl_bench.report.records import DAMAGED_NAME
 from sdvicl_bench.report.summary import print_summary
 from sdvicl_bench.sharding import Shard
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True)
+    return make_console()  # full width in logs and pipes
 
 
 @dataclass
@@ -131,7 +132,8 @@ class Reporter:
                 bar.update(task, advance=advance, rate=f"{rate:.2f} s/episode")
                 if not self.quiet and not self.console.is_terminal:
                     self.console.print(
-                        f"{label}: {finished}/{total} episodes, {rate:.2f} s/episode"
+                        f"{label}: {finished}/{total} episodes, {rate:.2f} s/episode, "
+                        f"ETA {eta_text((total - finished) * rate)}"
                     )
 
             yield tick
@@ -140,3 +142,15 @@ class Reporter:
         """The run's summary table (`report.summary.print_summary`), unless quiet."""
         if not self.quiet:
             print_summary(results, run_dir, self.console)
+
+
+def eta_text(seconds: float) -> str:
+    """A remaining time as a person reads it in a log: "45 s", "12 min 5 s", "3 h 20 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
