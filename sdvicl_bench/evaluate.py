@@ -29,7 +29,7 @@ from rich.console import Console
 from sdvicl_bench import sharding
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.protocols import TaskProtocol, make_protocol
-from sdvicl_bench.report.records import run_key
+from sdvicl_bench.report.records import read_run_samples, run_key
 from sdvicl_bench.running.folder import RunFolder, RunOutcome, protocol_of
 from sdvicl_bench.running.loop import Variant, record_of, run_episodes
 from sdvicl_bench.running.pictures import grid_loaders, write_grid
@@ -38,6 +38,7 @@ from sdvicl_bench.running.results import device_name, model_note, results_of, st
 from sdvicl_bench.sampler.backbones.registry import load_model, model_identity
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.sampler.variants import non_shareable_differences
+from sdvicl_bench.settings import key_view, top_level_with
 from sdvicl_bench.types import EpisodeSpec
 
 __all__ = [
@@ -61,27 +62,23 @@ __all__ = [
 def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
     """The sampler settings that change a number, for the run key.
 
-    Exactness switches that only change how (episode batching, the attention kernel, the
-    row budget) are left out, so a run resumes across them.
+    Settings declared `speed` (settings.py: episode batching, the attention kernel, the row
+    budget) are left out, so a run resumes across them; `settings.KEY_KEPT`/`KEY_PINNED`
+    keep the payload of older runs' keys.
     """
-    sampler = to_dict(replace(cfg.sampler, batch_episodes=1))
-    sampler["attention"].pop("kernel", None)
-    sampler.pop("row_budget", None)
-    return sampler
+    return key_view(to_dict(cfg.sampler), "sampler")
 
 
 def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]) -> str:
     """The run key: a hash of everything that changes a sample.
 
-    The task's `metrics` are left out: they say how samples are scored and shown, not what
-    is sampled, so a metric added to a task YAML keeps the run's folder (its older records
-    show as stale until `sdvicl-bench rescore` scores them again).
+    The task's `metrics` (declared `scoring`) are left out: they say how samples are scored
+    and shown, not what is sampled, so a metric added to a task YAML keeps the run's folder
+    (its older records show as stale until `sdvicl-bench rescore` scores them again).
     """
-    task = to_dict(cfg.task)
-    task.pop("metrics", None)
     return run_key(
         {
-            "task": task,
+            "task": key_view(to_dict(cfg.task), "task"),
             "sampler": _sampler_identity(cfg),
             "model": model_identity(cfg.model),
             "data": protocol.key_inputs(),
@@ -116,7 +113,7 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-NOT_SHARED_IGNORED = ("output_dir", "save_pictures", "experiment")
+NOT_SHARED_IGNORED = top_level_with("output")  # output_dir, save_pictures, experiment
 """RunConfig fields that may differ between variants sharing rows (not about the numbers)."""
 
 
@@ -293,7 +290,10 @@ def _pending(session: Session, one: OpenRun) -> list[EpisodeSpec]:
     folder, shard, reporter = one.folder, session.shard, session.reporter
     reporter.damaged(folder.set_aside_damaged(shard), folder.path)
     finished = folder.finished()
-    mine, todo = folder.pending(session.episodes, one.cfg.limit, shard, finished)
+    elsewhere = [s for sibling in folder.siblings() for s in read_run_samples(sibling)]
+    mine, todo = folder.pending(session.episodes, one.cfg.limit, shard, finished + elsewhere)
+    if elsewhere:
+        reporter.elsewhere(folder.path, folder.siblings(), len(elsewhere))
     if session.writes and one.cfg.save_pictures:
         reporter.missing_pictures(folder.path, folder.without_pictures(finished))
     if session.writes:

@@ -130,3 +130,45 @@ def test_batching_in_runs_same_scores_fewer_calls(tmp_path, monkeypatch):
         for o in outs
     ]
     assert calls == [6 * 3, 2 * 3]  # 6 episodes x 3 steps, in batches of 1 and of 3
+
+
+def test_the_readme_cluster_flow_gives_one_row_and_recomputes_nothing(tmp_path, monkeypatch):
+    """Issue 25 item 1: shards run on two nodes, copied into one tree (as after rsync),
+    merged; `tables` shows one SD-VICL row and rerunning the original command samples no
+    episode. Before: two rows, and the rerun resumed a shard folder and recomputed."""
+    monkeypatch.chdir(tmp_path)
+    tree = tmp_path / "results" / "runs"
+    for i in (0, 1):
+        node = tmp_path / f"node{i}"
+        result = runner.invoke(app, ["run", *ARGS, f"shard={i}/2", f"output_dir={node}"])
+        assert result.exit_code == 0, result.output
+        made = tmp_path / result.stdout.strip().splitlines()[-1]
+        shutil.copytree(made, tree / "fgseg" / f"{made.name[:-13]}{i}{made.name[-13:]}")
+    copies = sorted((tree / "fgseg").iterdir())
+    assert len(copies) == 2 and copies[0].name[-12:] == copies[1].name[-12:]  # one key
+    merged = runner.invoke(app, ["merge", *map(str, copies), "--quiet"])
+    assert merged.exit_code == 0, merged.output
+    table = runner.invoke(app, ["tables", str(tree), "--out", str(tmp_path / "tables")])
+    assert table.exit_code == 0, table.output
+    ours = [line for line in table.output.splitlines() if "| SD-VICL (tiny" in line]
+    assert len(ours) == 3, table.output  # one row per metric (iou, class_miou, fb_iou)
+    again = runner.invoke(app, ["run", *ARGS[:-1], f"output_dir={tree}"])
+    assert again.exit_code == 0, again.output
+    assert f"Resuming {copies[0]}: 6 episodes done, 0 to do." in again.output
+
+
+def test_a_rerun_does_not_redo_episodes_of_an_unmerged_sibling_folder(tmp_path, monkeypatch):
+    """Two folders of one key (copied, not merged): the rerun resumes the one with more
+    finished episodes and samples none that the other holds."""
+    monkeypatch.chdir(tmp_path)
+    tree = tmp_path / "runs"
+    first = runner.invoke(app, ["run", *ARGS[:-2], "limit=4", f"output_dir={tree}", "--quiet"])
+    made = tmp_path / first.stdout.strip().splitlines()[-1]
+    twin = made.with_name(made.name.replace("-", "0-", 1))  # same key, another timestamp
+    shutil.copytree(made, twin)
+    lines = (twin / "samples.jsonl").read_text().splitlines()
+    (twin / "samples.jsonl").write_text("\n".join(lines[:2]) + "\n")  # the twin has fewer
+    again = runner.invoke(app, ["run", *ARGS[:-1], f"output_dir={tree}"])
+    assert again.exit_code == 0, again.output
+    assert f"Resuming {made}: 4 episodes done, 2 to do." in again.output
+    assert len((made / "samples.jsonl").read_text().splitlines()) == 6

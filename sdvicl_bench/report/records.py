@@ -37,16 +37,41 @@ def run_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+MERGED_NAME = "merged.json"
+"""Written by `merge` into each folder it folded into another: {"into": that folder's name}.
+Such a folder is part of its merged run: tables skip it and runs do not resume it."""
+
+
+def merged_into(folder: Path) -> Path | None:
+    """The folder `folder` was merged into, where that folder (a sibling) still exists."""
+    marker = folder / MERGED_NAME
+    if not marker.is_file():
+        return None
+    try:
+        target = folder.parent / str(json.loads(marker.read_text())["into"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return target if target.is_dir() and target.resolve() != folder.resolve() else None
+
+
+def runs_of_key(base: Path, task: str, key: str) -> list[Path]:
+    """The folders of `key` under `<base>/<task>/` that are not merged into another one."""
+    task_dir = base / task
+    found = sorted(task_dir.glob(f"*-{key}")) if task_dir.exists() else []
+    return [f for f in found if merged_into(f) is None]
+
+
 def find_or_create_run_dir(base: Path, task: str, key: str) -> tuple[Path, bool]:
-    """The run folder `<base>/<task>/<timestamp>-<key>/`: the existing one with this key, or new.
+    """The run folder `<base>/<task>/<timestamp>-<key>/`: of the existing folders with this
+    key (several after shards were copied from a cluster's nodes), the one holding the most
+    finished samples, the newest on a tie, never one merged into another; or a new one.
 
     Returns (folder, resumed). Callers that may race hold the lock at `creation_lock_path`.
     """
-    task_dir = base / task
-    existing = sorted(task_dir.glob(f"*-{key}")) if task_dir.exists() else []
+    existing = runs_of_key(base, task, key)
     if existing:
-        return existing[-1], True
-    folder = task_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{key}"
+        return max(existing, key=lambda f: (len(read_run_samples(f)), f.name)), True
+    folder = base / task / f"{time.strftime('%Y%m%d-%H%M%S')}-{key}"
     folder.mkdir(parents=True)
     return folder, False
 

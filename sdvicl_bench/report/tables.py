@@ -63,7 +63,9 @@ from typing import Any
 import pandas as pd
 
 from sdvicl_bench.errors import DataError
+from sdvicl_bench.report.records import merged_into
 from sdvicl_bench.report.reference import reference_numbers, references_for
+from sdvicl_bench.settings import effect_of
 from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
@@ -125,7 +127,8 @@ def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
     """The results.json of each run folder under `paths`, each with `run_dir` added.
 
     A path may be a run folder, a results.json file, or a folder holding run folders at any
-    depth. Each run is read once (by resolved path), in sorted path order. Raises DataError
+    depth. Each run is read once (by resolved path), in sorted path order; a folder `merge`
+    folded into another one still there (`records.merged_into`) is skipped. Raises DataError
     (one line) where a path is missing, holds no results.json, or one is unreadable.
     """
     files: list[Path] = []
@@ -152,8 +155,8 @@ def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
     runs = []
     for file in sorted(files, key=lambda f: str(f.resolve())):
         resolved = file.resolve()
-        if resolved in seen:
-            continue
+        if resolved in seen or merged_into(file.parent) is not None:
+            continue  # read once; a shard folder merged into another is part of that run
         seen.add(resolved)
         runs.append(_read_run(file))
     return runs

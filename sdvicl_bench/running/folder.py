@@ -29,6 +29,7 @@ from sdvicl_bench.report.records import (
     missing_pictures,
     read_episodes,
     read_run_samples,
+    runs_of_key,
     sample_files,
     write_episodes,
     write_json,
@@ -140,6 +141,13 @@ class RunFolder:
         """Ids of the finished samples whose picture files are gone."""
         return [s["id"] for s in samples if missing_pictures(self.path, [s])]
 
+    def siblings(self) -> list[Path]:
+        """Other folders of this run's key beside this one, not merged into another (shards
+        copied from a cluster's nodes): their finished episodes are not sampled again."""
+        base, task = self.path.parent.parent, self.path.parent.name
+        me = self.path.resolve()
+        return [f for f in runs_of_key(base, task, self.key()) if f.resolve() != me]
+
     def pending(
         self,
         episodes: list[EpisodeSpec],
@@ -147,7 +155,8 @@ class RunFolder:
         shard: Shard,
         finished: list[dict],
     ) -> tuple[list[EpisodeSpec], list[EpisodeSpec]]:
-        """(this shard's episodes within `limit`, those of them with no finished sample)."""
+        """(this shard's episodes within `limit`, those of them with no finished sample;
+        `finished` may hold sibling folders' samples too)."""
         selected = episodes[:limit] if limit else episodes
         done = {s["id"] for s in finished}
         mine = [e for i, e in enumerate(selected) if shard.take(i)]

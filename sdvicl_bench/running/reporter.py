@@ -103,6 +103,16 @@ class Reporter:
                 f"Fix: sdvicl-bench rescore {run_dir}"
             )
 
+    def elsewhere(self, run_dir: Path, siblings: list[Path], count: int) -> None:
+        """One line: finished samples of this run in other folders of its key are not redone,
+        and how to fold them into this folder's results."""
+        names = " ".join(str(s) for s in siblings)
+        self.say(
+            f"note: {count} finished sample{'s' if count > 1 else ''} of this run are in "
+            f"other folders of its key ({names}); they are not sampled again. To count them "
+            f"in one results.json: sdvicl-bench merge {run_dir} {names}"
+        )
+
     def resuming(self, run_dir: Path, shard: Shard, done: int, todo: int) -> None:
         """The line (unless quiet) a rerun prints before sampling: which folder, what is done
         and what is left."""

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.report.lock import SampleLock
-from sdvicl_bench.report.records import sample_files
+from sdvicl_bench.report.records import MERGED_NAME, sample_files, write_json
 from sdvicl_bench.running.folder import RunFolder, RunOutcome, protocol_of
 from sdvicl_bench.running.pictures import write_grid
 from sdvicl_bench.running.reporter import Reporter
@@ -32,7 +32,9 @@ def merge(
     reporter: Reporter | None = None,
 ) -> RunOutcome:
     """Merge run folders of one key (shards of a SLURM array) into the first; results.json and
-    grid.png anew, describing every sample, with config.shard null.
+    grid.png anew, describing every sample, with config.shard null. Each other folder gets a
+    `merged.json` naming the first: tables then count its episodes once, and a rerun of the
+    run resumes the merged folder, recomputing nothing.
 
     Every sample file of the folders is claimed first (a shard still running there stops
     the merge with a one-line DataError). Output goes through `reporter` (or one made of
@@ -73,6 +75,8 @@ def merge(
         reporter.damaged(folder.merge_shards(episodes), target)
         for path in target.glob("samples*.from-*.jsonl"):
             path.unlink()
+        for other in others:  # part of the merged run now: tables and runs skip it
+            write_json(other / MERGED_NAME, {"into": target.name, "key": infos[0]["key"]})
         samples = folder.samples(episodes)
         key = infos[0]["key"]
         results = results_of(cfg, protocol, key, samples, 0.0, 0, run_dir=target)
