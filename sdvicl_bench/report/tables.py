@@ -106,17 +106,6 @@ CEILING = "ceiling"
 """The `source` of oracle rows (a ceiling, not a baseline: never the best baseline)."""
 RELATIVE_METHOD = "paper: relative claim"
 NONE_METHOD = "reference: none known"
-# Config leaves that never change a number: not used to tell runs apart.
-_IGNORED_LEAVES = ("output_dir", "save_pictures", "experiment", "shard", "limit")
-_IGNORED_SUFFIXES = (
-    "device",
-    "batch_episodes",
-    "row_budget",
-    "batch_size",
-    "cache_dir",
-    "chunk_size",
-    "attention.kernel",
-)
 
 
 # ---------------------------------------------------------------------------------------
@@ -547,7 +536,10 @@ def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _ignored(key: str) -> bool:
-    return key.split(".")[0] in _IGNORED_LEAVES or key.endswith(_IGNORED_SUFFIXES)
+    """Whether config leaf `key` never changes a number (its declared effect is not
+    `result`: speed, scope, output, scoring), so it does not tell runs apart. A setting not
+    declared (an old run's) counts as changing numbers."""
+    return effect_of(key) not in ("result", None)
 
 
 def _fold_rank(group: str) -> tuple[int, Any]:
