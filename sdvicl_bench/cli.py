@@ -124,8 +124,19 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         raise ConfigError(_yaml_error_line(err)) from None
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain_override_error(err, parsed)) from None
+    _load_plugins(composed.get("plugins"))  # type: ignore[union-attr]
     _check_task_file(composed["task"])  # type: ignore[index]
     return composed  # type: ignore[return-value]
+
+
+def _load_plugins(plugins: Any) -> None:
+    """Import the `plugins=[...]` modules and the `sdvicl_bench.plugins` entry points once,
+    so the parts they register are known before the config's names are checked."""
+    from sdvicl_bench import registry
+
+    if isinstance(plugins, str):
+        plugins = [plugins]
+    registry.load_plugins([str(p) for p in plugins or []])
 
 
 TASK_KEYS = ("name", "dataset", "decoder")
@@ -146,7 +157,7 @@ def _yaml_error_line(err: Exception) -> str:
 
 def _check_task_file(task: dict[str, Any]) -> None:
     """A task YAML must name its dataset and decoder (the available ones listed)."""
-    from sdvicl_bench.protocols.registry import DATASETS, DECODERS
+    from sdvicl_bench import registry
 
     missing = [k for k in TASK_KEYS if not task.get(k)]
     if not missing:
@@ -162,8 +173,10 @@ def _check_task_file(task: dict[str, Any]) -> None:
     )
     fixes = {
         "name": f"name: {name}",
-        "dataset": f"dataset: <one of {', '.join(DATASETS)}>",
-        "decoder": f"decoder: <one of {', '.join(DECODERS)}, or a module pkg.module>",
+        "dataset": f"dataset: <one of {', '.join(registry.names('dataset'))}>",
+        "decoder": (
+            f"decoder: <one of {', '.join(registry.names('decoder'))}, or a module pkg.module>"
+        ),
     }
     raise ConfigError(
         f"{found} has no {' or '.join(missing)}. Fix: add "
@@ -190,9 +203,9 @@ def _prepare(override: str) -> str:
     """An override as Hydra should read it.
 
     `task.options.<key>=v` becomes `++task.options.<key>=v` (set or add: the options a task
-    has are checked by config.check_task_options, with a message naming them); a plain value
-    with non-ASCII characters (data.root=/tmp/dätä), which Hydra's grammar only takes quoted,
-    is quoted.
+    has are checked by protocols.registry.check_task_options, with a message naming them); a
+    plain value with non-ASCII characters (data.root=/tmp/dätä), which Hydra's grammar only
+    takes quoted, is quoted.
     """
     key, sep, value = override.partition("=")
     if not sep:
@@ -297,8 +310,13 @@ def _first_line(err: Exception) -> str:
 def load_config(overrides: list[str]) -> RunConfig:
     """Compose + type-check + `preflight.check_setup`: the RunConfig `run` executes."""
     from sdvicl_bench.preflight import check_setup
+    from sdvicl_bench.protocols.registry import check_task_options
+    from sdvicl_bench.settings import check_values
 
-    cfg = from_dict(RunConfig, compose(overrides))
+    composed = compose(overrides)
+    check_values(composed)  # each number in its declared range (settings.py), nan/inf refused
+    cfg = from_dict(RunConfig, composed)
+    check_task_options(cfg.task, cfg.task.options)
     check_setup(cfg)
     return cfg
 
@@ -334,6 +352,23 @@ def run(
         typer.echo(str(outcome.run_dir))
 
 
+def _effect_notes(cfg: RunConfig) -> list[str]:
+    """YAML comments naming the settings that change no number (`settings.py`): speed only,
+    which episodes run, where output goes, how scores are shown."""
+    from sdvicl_bench.settings import EFFECTS, declaration, flatten
+
+    found: dict[str, set[str]] = {}
+    for name in flatten(to_dict(cfg)):
+        setting = declaration(name)
+        if setting is not None and setting.effect != "result":
+            found.setdefault(setting.effect, set()).add(setting.name.removesuffix(".*"))
+    return [
+        f"# {effect}: {', '.join(sorted(found[effect]))} ({EFFECTS[effect]})"
+        for effect in ("speed", "scope", "output", "scoring")
+        if effect in found
+    ]
+
+
 @app.command(epilog="Example:\n\n  sdvicl-bench validate task=fgseg prompts=5 model=tiny")
 @user_errors
 def validate(overrides: Overrides = None) -> None:
@@ -345,6 +380,8 @@ def validate(overrides: Overrides = None) -> None:
     cfg = load_config(overrides or [])
     note = preflight.check_inputs(cfg)
     typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True).rstrip())
+    for line in _effect_notes(cfg):
+        typer.echo(line)
     if cfg.prompts is not None and cfg.prompts != cfg.task.prompts:
         typer.echo(
             f"# n = {cfg.num_prompts} prompts: prompts={cfg.prompts} overrides task.prompts "

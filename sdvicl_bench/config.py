@@ -11,41 +11,31 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from sdvicl_bench import registry
 from sdvicl_bench.errors import ConfigError
 
 Window = tuple[int | None, int | None]
 """A window of loop indices [start, stop) (None = open end): i = 0..T-1 as in METHOD.md."""
 
-BACKBONE_NAMES: tuple[str, ...] = (
-    "sd15",
-    "sd21",
-    "sdxl",
-    "toy",
-    "tiny",
-    "tiny-sd21",
-    "tiny-sdxl",
-    "sd15-random",
-)
-"""Every backbone `model.name` accepts, real weights first, then the ones built in code.
-
-Here, in the leaf config module, so `ModelConfig` checks a name without importing the sampler
-(`sampler/backbones/names.py` re-exports it; `backbones/registry.py` asserts it implements
-exactly these names)."""
+BACKBONE_NAMES: tuple[str, ...] = registry.names("backbone")
+"""The packaged backbones `model.name` accepts, real weights first, then the ones built in
+code (`sdvicl_bench.registry` lists them as module paths, so `ModelConfig` checks a name
+without importing the sampler; a plugin may register more)."""
 
 
 def check_backbone_name(name: str) -> str:
-    """`name` if it is a backbone, else a one-line ConfigError with the choices."""
-    if name in BACKBONE_NAMES:
+    """`name` if it is a registered backbone, else a one-line ConfigError with the choices."""
+    valid = registry.names("backbone")
+    if name in valid:
         return name
-    close = difflib.get_close_matches(str(name), BACKBONE_NAMES, n=1)
+    close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean model={close[0]}?" if close else ""
-    raise ConfigError(f"Unknown model '{name}'. Choose one of: {', '.join(BACKBONE_NAMES)}.{hint}")
+    raise ConfigError(f"Unknown model '{name}'. Choose one of: {', '.join(valid)}.{hint}")
 
 
 @dataclass(frozen=True)
@@ -56,8 +46,9 @@ class ModelConfig:
     `hub_id`@`revision` or a local folder `path`), `toy` (a small pixel-space model trained
     by this project on the demo worlds; weights in the package, or `path`), `tiny`,
     `tiny-sd21`, `tiny-sdxl` (small random stacks with each family's layout, built in code,
-    for tests), `sd15-random` (full SD1.5 architecture, random weights, for speed and memory
-    work). Checked when the config is built (one-line ConfigError with "did you mean").
+    for tests), `tiny-vpred` (tiny read as v-prediction, for tests), `sd15-random` (full
+    SD1.5 architecture, random weights, for speed and memory work). Checked when the config
+    is built (one-line ConfigError with "did you mean").
     """
 
     name: str = "sd15"
@@ -211,9 +202,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
             except ConfigError as err:
                 errors.append(err)
         raise (
-            errors[0]
-            if len(errors) == 1
-            else ConfigError(_wrong_type(name, value, _type_name(tp)))
+            errors[0] if len(errors) == 1 else ConfigError(_wrong_type(name, value, _type_name(tp)))
         )
     if origin is tuple:
         args = get_args(tp)
@@ -276,120 +265,14 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return clean(dataclasses.asdict(obj))
 
 
-TASK_OPTIONS: dict[str, dict[str, Any]] = {
-    "fgseg": {"score_size": int | None},  # null: the image's size; 111: VP/UnsupPR's cell
-    "det": {"score_size": int | None},
-    "keypoints": {
-        "pck_thresholds": tuple[float, ...],  # pck@<alpha> metrics, x max(W, H)
-        "marker_radius": float | None,  # disc radius / short side (null: 1.5%, at least 3 px)
-    },
-    "semseg": {
-        "palette": Literal["official", "spread"],  # tasks.semseg.PALETTES
-        "miou": Literal["dataset", "per_image"],  # one confusion matrix, or mean of images'
-        "classes": tuple[int, ...] | None,  # trainIds the dataset draws (null: all 19)
-    },
-    "edges": {
-        "source": Literal["voc", "bsds500"],
-        "target_resize": Literal["nearest", "area"],  # B to the sampler's side (pipeline.RESAMPLE)
-        "edge_width": int,  # Canny edges thickened to this many px (1: as Canny draws them)
-        "canny_thresholds": tuple[float, float] | None,  # (low, high); null: scikit-image's
-    },
-    "colorization": {
-        "source": Literal["folder", "hub"],
-        "hub_name": str,
-        "queries": int,
-        "fid": bool,
-        "fid_weights": str | None,
-    },
-}
-"""`task.options` each packaged task reads (its dataset family, decoder or metrics), with the
-type or choices of each."""
-
-TASK_OPTION_RANGES: dict[str, tuple[float, float]] = {
-    "marker_radius": (0.001, 0.5),  # a fraction of the short side
-    "edge_width": (1, 64),  # px
-    "classes": (0, 18),  # trainIds, each
-    "canny_thresholds": (0.0, 1.0),  # gradient magnitudes of a [0, 1] grey image, each
-}
-"""The valid closed range of a numeric `task.options` value (of each item of a list)."""
-
-
-def check_task_options(task: str, options: dict[str, Any]) -> None:
-    """Raise a one-line ConfigError for an option `task` does not have or a value it rejects.
-
-    The message names the task's options (or the choices of the option); a task this table
-    does not know is left to `protocols.make_protocol`, which names the known tasks.
-    """
-    known = TASK_OPTIONS.get(task)
-    if known is None:
-        return
-    for key, value in options.items():
-        name = f"task.options.{key}"
-        if key not in known:
-            raise ConfigError(f"{name}: {_unknown_option(task, key, known)}")
-        spec = known[key]
-        if get_origin(spec) is Literal and value not in get_args(spec):
-            close = difflib.get_close_matches(str(value), get_args(spec), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            choices = ", ".join(str(c) for c in get_args(spec))
-            raise ConfigError(
-                f"Unknown {key} {value!r} for task={task}. Fix: choose one of: {choices} "
-                f"(e.g. {name}={get_args(spec)[0]}).{hint}"
-            )
-        _check_range(key, _coerce(spec, value, name), name)
-
-
-def _check_range(key: str, value: Any, name: str) -> None:
-    """One line naming the option and its range for a value (or list item) outside
-    `TASK_OPTION_RANGES`, non-finite ones included; None and unranged options pass."""
-    if key not in TASK_OPTION_RANGES or value is None:
-        return
-    low, high = TASK_OPTION_RANGES[key]
-    for item in value if isinstance(value, (list, tuple)) else [value]:
-        if not (math.isfinite(float(item)) and low <= float(item) <= high):
-            raise ConfigError(
-                f"{name}={value!r} is out of range: each value must lie in [{low:g}, {high:g}]. "
-                f"Fix: pass {name}=<a value in that range>, or drop it for the default."
-            )
-
-
-def _unknown_option(task: str, key: str, known: dict[str, Any]) -> str:
-    """Why `key` is not an option of `task`, naming its options and any task that has `key`."""
-    owners = [
-        f"task={t} has {key}={_describe(o[key])}" for t, o in TASK_OPTIONS.items() if key in o
-    ]
-    elsewhere = f" ({'; '.join(owners)})" if owners else ""
-    if not known:
-        return f"task={task} has no options{elsewhere}. Fix: drop task.options.{key}."
-    listed = ", ".join(f"{k}={_describe(v)}" for k, v in known.items())
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" Did you mean 'task.options.{close[0]}'?" if close else ""
-    return f"task={task} has no option '{key}'{elsewhere}. Fix: use one of {listed}.{hint}"
-
-
-def _describe(spec: Any) -> str:
-    """An option's values in words: `official|spread`, `<integer>`, `true|false` ..."""
-    if get_origin(spec) is Literal:
-        return "|".join(str(c) for c in get_args(spec))
-    if get_origin(spec) is tuple:  # tuple[float, ...]: a list
-        return f"[{_describe(get_args(spec)[0])},...]"
-    words = {
-        bool: "true|false",
-        int: "<integer>",
-        float: "<number>",
-        str: "<text>",
-        type(None): "null",
-    }
-    return "|".join(words[a] for a in (get_args(spec) or (spec,)))
-
-
 @dataclass(frozen=True)
 class TaskConfig:
     """A task as its YAML names it (ARCHITECTURE.md rule 1; TASKS.md; README "Adding a task").
 
     `dataset`, `decoder` and the `metrics` entries ({aggregation, function, higher_is_better,
     scale, when}) are names `protocols.registry` resolves. `options` are checked against
-    TASK_OPTIONS for a packaged task's name (a task added outside the package: unchecked).
+    the options its decoder and dataset family declare (`protocols.registry.check_task_options`,
+    called by `cli.load_config` and `TaskProtocol`).
     """
 
     name: str = "fgseg"
@@ -404,9 +287,6 @@ class TaskConfig:
     prompts: int = 1
     metrics: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # task-specific (palette, fid ...)
-
-    def __post_init__(self) -> None:
-        check_task_options(self.name, self.options)
 
 
 @dataclass(frozen=True)
@@ -456,6 +336,7 @@ class RunConfig:
     save_pictures: bool = True
     experiment: dict[str, Any] | None = None  # set by experiment=<name>; read by `reproduce`
     shard: str | None = None  # "i/K": this process runs episodes i, i+K, ... (see sharding.py)
+    plugins: tuple[str, ...] = ()  # modules imported first; they register parts (registry.py)
 
     @property
     def num_prompts(self) -> int:

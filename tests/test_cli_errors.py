@@ -20,7 +20,6 @@ import pytest
 from typer.testing import CliRunner
 
 from sdvicl_bench.cli import app
-from sdvicl_bench.config import TASK_OPTIONS
 from sdvicl_bench.errors import disk_error_line
 from sdvicl_bench.report import records
 from sdvicl_bench.tasks import semseg
@@ -328,7 +327,7 @@ def test_option_of_the_wrong_type(workdir):
 def test_palette_choices_are_the_palettes():
     from typing import get_args
 
-    assert set(get_args(TASK_OPTIONS["semseg"]["palette"])) == set(semseg.PALETTES)
+    assert set(get_args(semseg.OPTIONS["palette"])) == set(semseg.PALETTES)
 
 
 # ----------------------------------------------------------------------------- real file systems

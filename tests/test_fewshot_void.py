@@ -23,11 +23,12 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from sdvicl_bench.cli import app
-from sdvicl_bench.config import TASK_OPTIONS, check_task_options
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.metrics import fewshot
 from sdvicl_bench.protocols import aggregations
 from sdvicl_bench.protocols.pascal import VOC_CLASSES, class_of_key, void_cell
+from sdvicl_bench.protocols.registry import check_task_options
+from sdvicl_bench.tasks import fgseg
 
 runner = CliRunner()
 VOID = 255
@@ -255,7 +256,7 @@ def test_records_under_another_rule_make_the_block_nan():
 
 
 def test_void_option_is_checked(workdir):
-    assert get_args(TASK_OPTIONS["fgseg"]["void"]) == fewshot.VOID_RULES
+    assert get_args(fgseg.OPTIONS["void"]) == fewshot.VOID_RULES
     check_task_options("fgseg", {"void": "background"})
     with pytest.raises(ConfigError, match="Unknown void 'none' for task=fgseg"):
         check_task_options("fgseg", {"void": "none"})

@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "sdvicl_bench"
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 STAGES = ("data", "sampler", "tasks", "metrics", "report")
-LEAVES = ("config", "errors", "types")
+LEAVES = ("config", "errors", "types", "settings", "registry")
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -118,7 +118,6 @@ def test_a_planted_upward_import_is_found(tmp_path):
 
 
 # ----------------------------------------------------------------------------- circles
-
 
 
 def module_files(top: Path, root: Path) -> dict[str, Path]:

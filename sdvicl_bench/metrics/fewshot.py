@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 VOID_RULES = ("ignore", "background")
-"""`task.options.void` values (config.TASK_OPTIONS lists the same); the first is the default."""
+"""`task.options.void` values (tasks/fgseg.py OPTIONS lists the same); the first is the default."""
 
 
 def void_rule(options: dict[str, Any]) -> str:

@@ -62,8 +62,8 @@ INCEPTION_DIM = 2048
 #: The config key users set to point at a weights file (named in error messages).
 WEIGHTS_KEY = "task.options.fid_weights"
 
-#: ``task.options.fid_preprocess`` values (config.TASK_OPTIONS lists the same); the first is
-#: the default. See the module docstring.
+#: ``task.options.fid_preprocess`` values (tasks/colorization.py OPTIONS lists the same); the
+#: first is the default. See the module docstring.
 FID_PREPROCESS: tuple[str, ...] = ("pytorch_fid", "clean")
 
 _INSTALL_HINT = (

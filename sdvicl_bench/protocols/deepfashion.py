@@ -27,7 +27,7 @@ from sdvicl_bench.tasks.keypoints import in_box
 from sdvicl_bench.types import Landmarks
 
 NORMALIZE = ("image", "box")
-"""`task.options.normalize` values (config.TASK_OPTIONS lists the same); the first is the
+"""`task.options.normalize` values (tasks/keypoints.py OPTIONS lists the same); the first is the
 default."""
 
 

@@ -24,12 +24,14 @@ from typing import Any
 
 from PIL import Image
 
+from sdvicl_bench import registry as parts
 from sdvicl_bench.config import RunConfig
 from sdvicl_bench.protocols import oracle
 from sdvicl_bench.protocols.aggregations import Context
 from sdvicl_bench.protocols.base import Scored
 from sdvicl_bench.protocols.episodes import build_episodes
 from sdvicl_bench.protocols.registry import (
+    check_task_options,
     resolve_dataset,
     resolve_decoder,
     resolve_metrics,
@@ -74,7 +76,9 @@ class TaskProtocol:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         task = cfg.task
+        parts.load_plugins(cfg.plugins)  # a config read back from a run folder (rescore)
         self.decoder = resolve_decoder(task.decoder)
+        check_task_options(task, task.options)  # also for configs read back from run folders
         resolved = resolve_metrics(task)
         self.family = resolve_dataset(task.dataset)(cfg)
         self.per_sample = {m.name: m.function for m in resolved if m.function is not None}

@@ -12,12 +12,22 @@ prediction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
+
+OPTIONS: dict[str, Any] = {
+    "source": Literal["folder", "hub"],
+    "hub_name": str,
+    "queries": int,
+    "fid": bool,
+    "fid_weights": str | None,
+    "fid_preprocess": Literal["pytorch_fid", "clean"],  # metrics.fid.FID_PREPROCESS
+}
+"""`task.options` of colorization, with the type or choices of each."""
 
 
 def render_gt(image: Image.Image | np.ndarray) -> Image.Image:

@@ -17,7 +17,7 @@ Scored with ``metrics.iou.foreground_iou`` of the two box masks, per episode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,9 @@ from scipy import ndimage
 
 from sdvicl_bench.tasks import fgseg
 from sdvicl_bench.tasks.pictures import size_of
+
+OPTIONS: dict[str, Any] = {"score_size": int | None, "binarize": Literal["nearest", "vp"]}
+"""`task.options` of det (as fgseg's `score_size` and `binarize`)."""
 
 Box = tuple[int, int, int, int]
 """(x0, y0, x1, y1): 0-based, inclusive array indices (column x, row y)."""

@@ -20,7 +20,7 @@ picture scores the edge density (the fraction of edge pixels): that is the trivi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,20 @@ from scipy import ndimage
 from skimage import feature
 
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
+
+OPTIONS: dict[str, Any] = {
+    "source": Literal["voc", "bsds500"],
+    "target_resize": Literal["nearest", "area"],  # B to the sampler's side (pipeline.RESAMPLE)
+    "edge_width": int,  # Canny edges thickened to this many px (1: as Canny draws them)
+    "canny_thresholds": tuple[float, float] | None,  # (low, high); null: scikit-image's
+}
+"""`task.options` of edges, with the type or choices of each."""
+
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "edge_width": (1, 64),  # px
+    "canny_thresholds": (0.0, 1.0),  # gradient magnitudes of a [0, 1] grey image, each
+}
+"""The valid closed range of a numeric option (of each item of a list)."""
 
 CANNY_SIGMA = 2.0
 

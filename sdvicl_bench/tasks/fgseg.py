@@ -13,7 +13,7 @@ interpolation). Scored with ``metrics.iou.foreground_iou`` per episode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -21,8 +21,16 @@ from PIL import Image
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
 
+OPTIONS: dict[str, Any] = {
+    "score_size": int | None,  # null: the image's size; 111: VP/UnsupPR's cell
+    "binarize": Literal["nearest", "vp"],  # mean RGB > 127.5, or VP's uint8 round_image
+    "void": Literal["ignore", "background"],  # 255 pixels in class_miou/fb_iou counts
+}
+"""`task.options` of fgseg (its decoder, family and metrics read them), with the type or
+choices of each (`protocols.registry.check_task_options` checks them)."""
+
 BINARIZE_RULES = ("nearest", "vp")
-"""`task.options.binarize` values (config.TASK_OPTIONS lists the same)."""
+"""`task.options.binarize` values (OPTIONS lists the same)."""
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])

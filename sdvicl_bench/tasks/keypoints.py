@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -34,6 +35,18 @@ from scipy import ndimage
 
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
 from sdvicl_bench.types import Landmarks
+
+OPTIONS: dict[str, Any] = {
+    "pck_thresholds": tuple[float, ...],  # pck@<alpha> metrics, x max(W, H)
+    "marker_radius": float | None,  # disc radius / short side (null: 1.5%, at least 3 px)
+    "normalize": Literal["image", "box"],  # offsets / image size, or / list_bbox.txt box
+}
+"""`task.options` of keypoints, with the type or choices of each."""
+
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "marker_radius": (0.001, 0.5),  # a fraction of the short side
+}
+"""The valid closed range of a numeric option (of each item of a list)."""
 
 LANDMARK_COLOURS: dict[str, tuple[int, int, int]] = {
     "left_collar": (255, 0, 0),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -31,6 +31,16 @@ from PIL import Image
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.tasks.pictures import as_rgb, size_of
 from sdvicl_bench.types import IGNORE_LABEL, NUM_CLASSES
+
+OPTIONS: dict[str, Any] = {
+    "palette": Literal["official", "spread"],  # tasks.semseg.PALETTES
+    "miou": Literal["dataset", "per_image"],  # one confusion matrix, or mean of images'
+    "classes": tuple[int, ...] | None,  # trainIds the dataset draws (null: all 19)
+}
+"""`task.options` of semseg, with the type or choices of each."""
+
+OPTION_RANGES: dict[str, tuple[float, float]] = {"classes": (0, 18)}  # trainIds, each
+"""The valid closed range of a numeric option (of each item of a list)."""
 
 OFFICIAL_PALETTE: np.ndarray = np.array(
     [
@@ -150,7 +160,7 @@ def classify(
 
 def _class_ids(classes: Sequence[int]) -> np.ndarray:
     ids = np.array(sorted({int(c) for c in classes}), dtype=np.int64)
-    if ids.size == 0 or ids.min() < 0 or ids.max() >= NUM_CLASSES:  # config.TASK_OPTION_RANGES
+    if ids.size == 0 or ids.min() < 0 or ids.max() >= NUM_CLASSES:  # OPTION_RANGES
         raise ValueError(f"classes must be trainIds in 0..{NUM_CLASSES - 1}, got {list(classes)}")
     return ids
 

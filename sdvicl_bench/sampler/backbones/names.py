@@ -1,9 +1,9 @@
 """The backbone names `model.name` accepts, importable without torch or diffusers.
 
 `ModelConfig` checks its `name` when it is built, so a typo fails at config time (in
-`validate` too) with one line and a "did you mean"; the registry (`registry.py`) asserts
-that it implements exactly these names. The list lives in the leaf `config` module (which
-must not import the sampler); this module names it for the sampler.
+`validate` too) with one line and a "did you mean". The names live in the leaf
+`sdvicl_bench.registry` (kind `backbone`, as module paths: no import of the sampler);
+`config` names the packaged ones and checks against every registered one.
 """
 
 from __future__ import annotations

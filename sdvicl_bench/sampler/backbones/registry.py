@@ -1,9 +1,11 @@
 """name -> Backbone, and what is asked of a backbone by name: load it, name its identity for
 run keys, list its layers.
 
-Adding a backbone: one module with a `BACKBONES` tuple of `Backbone` records (its `load`
-returns a `sampler.denoiser.Denoiser`), its name in `config.BACKBONE_NAMES`, its module in
-`_MODULES` below, and a YAML in conf/model/ (docs/MODELS.md, docs/ARCHITECTURE.md).
+The names come from `sdvicl_bench.registry` (kind `backbone`). Adding a backbone: one
+module with a `BACKBONES` tuple of `Backbone` records (its `load` returns a
+`sampler.denoiser.Denoiser`), registered there (a packaged one: its line in
+`registry._BUILTINS`; a plugin's: `register("backbone", name, backbone)`), and a YAML in
+conf/model/ (docs/MODELS.md, docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -13,25 +15,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sdvicl_bench import registry as parts
 from sdvicl_bench.config import ModelConfig
 from sdvicl_bench.sampler.attention import count_layers, select_layers
-from sdvicl_bench.sampler.backbones import sd15, sd21, sdxl, tiny_vpred, toy
+from sdvicl_bench.sampler.backbones import toy
 from sdvicl_bench.sampler.backbones.base import Backbone
 from sdvicl_bench.sampler.backbones.device import place_model, resolve_device, resolve_dtype
 from sdvicl_bench.sampler.backbones.names import BACKBONE_NAMES, check_backbone_name
 from sdvicl_bench.sampler.backbones.pretrained import missing_folder_error
 from sdvicl_bench.sampler.denoiser import Denoiser
 
-_MODULES = (sd15, sd21, sdxl, toy, tiny_vpred)
-
-BACKBONES: dict[str, Backbone] = {b.name: b for m in _MODULES for b in m.BACKBONES}
-assert set(BACKBONES) == set(BACKBONE_NAMES), "names.BACKBONE_NAMES and the modules disagree"
-BACKBONES = {name: BACKBONES[name] for name in BACKBONE_NAMES}  # the documented order
+BACKBONES: dict[str, Backbone] = {name: parts.get("backbone", name) for name in BACKBONE_NAMES}
+"""The packaged backbones, in the documented order (a plugin's are in the registry only)."""
 
 
 def get_backbone(name: str) -> Backbone:
     """The backbone `name`; one-line ConfigError with "did you mean" for an unknown one."""
-    return BACKBONES[check_backbone_name(name)]
+    return parts.get("backbone", check_backbone_name(name))
 
 
 def load_model(cfg: ModelConfig) -> Denoiser:
@@ -142,7 +142,7 @@ def layer_counts(backbone: Backbone) -> dict[str, int]:
 def layer_table() -> list[str]:
     """One line per backbone: name, default resolution, selectable attn1 layers with counts."""
     lines = []
-    for b in BACKBONES.values():
+    for b in (parts.get("backbone", name) for name in parts.names("backbone")):
         layers = ", ".join(f"{sel} ({n})" for sel, n in layer_counts(b).items())
         lines.append(f"{b.name:<12} {b.resolution:>4} px  {layers}  - {b.summary}")
     return lines
