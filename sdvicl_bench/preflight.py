@@ -27,7 +27,7 @@ def check_setup(cfg: RunConfig) -> None:
     path = cfg.model.path
     loads_folder = get_backbone(cfg.model.name).kind != "random"
     if loads_folder and path and not Path(path).expanduser().is_dir():
-        raise missing_folder_error(path)
+        raise missing_folder_error(path, hub=get_backbone(cfg.model.name).kind == "hub")
 
 
 def check_inputs(cfg: RunConfig) -> str | None:

@@ -94,7 +94,7 @@ def rescore(
                     done += 1
                     if done % 25 == 0 or done == len(records):  # a log line now and then
                         tick(25 if done % 25 == 0 else done % 25, done, _rate(t0, done))
-        Reporter(console).damaged(sum(mend_samples(p) for p in files), run_dir)
+        Reporter(console).damaged(sum(mend_samples(p) for p in files), run_dir, redone=False)
         for path, new in rescored.items():
             write_samples(path, new)
 

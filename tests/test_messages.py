@@ -131,3 +131,25 @@ def test_an_output_dir_too_long_is_one_line(workdir, long_path) -> None:
     line = _error_line("run", "task=fgseg", "debug=smoke", f"output_dir={workdir / long_path}")
     assert "File name too long" in line and "Fix:" in line  # before: Errno 36 traceback
     assert len(line) < 400
+
+
+@pytest.mark.parametrize("command", ["grid", "rescore"])
+def test_a_missing_run_folder_says_no_such_folder(workdir, command) -> None:
+    line = _error_line(command, str(workdir / "results" / "runs" / "fgseg" / "nope"))
+    assert "No such folder" in line and "run.json" not in line
+
+
+def test_a_missing_toy_folder_does_not_suggest_the_hub(workdir) -> None:
+    line = _error_line("validate", "task=fgseg", "model=toy", f"model.path={workdir / 'nope'}")
+    assert "Model folder not found" in line
+    assert "hub_id" not in line and "shipped weights" in line
+
+
+def test_rescore_does_not_promise_to_redo_episodes() -> None:
+    from sdvicl_bench.report.console import make_console
+    from sdvicl_bench.running.reporter import Reporter
+
+    console = make_console()
+    with console.capture() as captured:
+        Reporter(console).damaged(2, Path("run"), redone=False)
+    assert "will be redone" not in captured.get() and "rerun" in captured.get()

@@ -298,3 +298,4 @@ def test_a_run_failing_before_its_first_sample_leaves_no_folder(workdir, monkeyp
     result = invoke("run", "task=fgseg", "data=demo", "limit=1", "model.hub_id=no-org/no-model")
     assert result.exit_code == 2
     assert not list((workdir / "results" / "runs" / "fgseg").glob("*-*"))
+    assert not (workdir / "results" / "runs" / "fgseg").exists()  # nor an empty <task>/

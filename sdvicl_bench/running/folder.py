@@ -8,6 +8,7 @@ are `report.records` and `report.lock`; this module is what a run does with them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ class RunFolder:
             )
             if not claimed and not kept:
                 shutil.rmtree(self.path, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the <task>/ folder too, if now empty
+                    self.path.parent.rmdir()
 
     def key(self) -> str:
         """The run key, from run.json."""
@@ -170,6 +173,11 @@ class RunFolder:
 def protocol_of(run_dir: Path) -> tuple[RunConfig, TaskProtocol]:
     """The config and protocol a run folder was made with (from its run.json)."""
     run_json = RunFolder(Path(run_dir)).run_json
+    if not Path(run_dir).is_dir():
+        raise DataError(
+            f"No such folder: {run_dir}. Fix: pass a run folder "
+            "(results/runs/<task>/<timestamp>-<key>; `sdvicl-bench ls` lists them)."
+        )
     if not run_json.is_file():
         raise DataError(
             f"{run_dir} is not a run folder (no run.json). "

@@ -59,12 +59,18 @@ class Reporter:
         """Print one plain line (no markup, no wrapping: paths stay whole)."""
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def damaged(self, count: int, run_dir: Path) -> None:
-        """One warning line when `count` damaged sample lines were set aside."""
+    def damaged(self, count: int, run_dir: Path, *, redone: bool = True) -> None:
+        """One warning line when `count` damaged sample lines were set aside; `redone`: the
+        caller samples their episodes again (a run), else (rescore, merge) a rerun will."""
         if count:
+            then = (
+                "their episodes will be redone"
+                if redone
+                else "rerun the run's command to sample their episodes again"
+            )
             self.say(
                 f"warning: {count} damaged line{'s' if count > 1 else ''} of the sample files "
-                f"set aside in {run_dir / DAMAGED_NAME}; their episodes will be redone."
+                f"set aside in {run_dir / DAMAGED_NAME}; {then}."
             )
 
     def missing_pictures(self, run_dir: Path, gone: list[str]) -> None:

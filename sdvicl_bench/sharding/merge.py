@@ -72,7 +72,7 @@ def merge(
         cfg = replace(cfg, shard=None)  # the merged folder is the whole run
         folder = RunFolder(target)
         episodes = folder.episodes()
-        reporter.damaged(folder.merge_shards(episodes), target)
+        reporter.damaged(folder.merge_shards(episodes), target, redone=False)
         for path in target.glob("samples*.from-*.jsonl"):
             path.unlink()
         for other in others:  # part of the merged run now: tables and runs skip it

@@ -171,11 +171,16 @@ def _is_local(source: str) -> bool:
     return False
 
 
-def missing_folder_error(path: str) -> ModelError:
-    """A model folder (`model.path`, always local) that does not exist."""
+def missing_folder_error(path: str, *, hub: bool = True) -> ModelError:
+    """A model folder (`model.path`, always local) that does not exist; `hub`: the model
+    also has hub weights to fall back on (not so for the toy model, whose default folder
+    ships with the package)."""
+    fallback = (
+        "drop model.path to load model.hub_id" if hub else "drop model.path for the shipped weights"
+    )
     return ModelError(
         f"Model folder not found: {path} (model.path is always a local folder). "
-        f"Fix: {FOLDER_FIX[:-1]}, or drop model.path to load model.hub_id."
+        f"Fix: {FOLDER_FIX[:-1]}, or {fallback}."
     )
 
 
