@@ -298,7 +298,7 @@ def _pending(session: Session, one: OpenRun) -> list[EpisodeSpec]:
         reporter.missing_pictures(folder.path, folder.without_pictures(finished))
     if session.writes:
         reporter.stale(folder.path, stale_samples(session.protocol, finished))
-    if one.resumed:
+    if one.resumed and len(mine) > len(todo):  # not a torchrun rank's fresh folder
         reporter.resuming(folder.path, shard, len(mine) - len(todo), len(todo))
     return todo
 

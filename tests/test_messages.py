@@ -153,3 +153,22 @@ def test_rescore_does_not_promise_to_redo_episodes() -> None:
     with console.capture() as captured:
         Reporter(console).damaged(2, Path("run"), redone=False)
     assert "will be redone" not in captured.get() and "rerun" in captured.get()
+
+
+def test_a_full_disk_while_writing_a_sample_names_the_file(tmp_path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from sdvicl_bench.errors import disk_error_line
+    from sdvicl_bench.report.records import SampleWriter
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as fsync says it: no file
+
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path) as writer:
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(OSError) as caught:
+            writer.write({"id": "a"})
+    line = disk_error_line(caught.value, "choose output_dir=<writable folder>")
+    assert str(path) in line and "No space left" in line

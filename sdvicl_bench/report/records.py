@@ -242,12 +242,18 @@ class SampleWriter:
     """Appends one JSON line per finished episode, flushed and fsynced."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._f = path.open("a")
 
     def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        try:
+            self._f.write(json.dumps(record) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as err:  # a full disk on write/flush names no file: name ours
+            if err.filename is None:
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
+            raise
 
     def close(self) -> None:
         self._f.close()
