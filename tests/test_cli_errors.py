@@ -23,19 +23,11 @@ from sdvicl_bench.cli import app
 from sdvicl_bench.errors import disk_error_line
 from sdvicl_bench.report import records
 from sdvicl_bench.tasks import semseg
+from tests.cli_helpers import error_line
 
 runner = CliRunner()
 SMOKE = ["task=fgseg", "debug=smoke"]
 REPO = Path(__file__).resolve().parent.parent
-
-
-def error_line(result) -> str:
-    """The one `error: ...` line of a failed command (exit code 2, no traceback)."""
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,14 @@ from typer.testing import CliRunner
 
 from sdvicl_bench.ablations import comparison_markdown
 from sdvicl_bench.cli import app
+from tests.cli_helpers import error_line
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _error_line(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
+    return error_line(runner.invoke(app, list(args)))
 
 
 def test_several_values_for_run_point_to_sweep(workdir) -> None:

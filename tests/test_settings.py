@@ -28,6 +28,7 @@ from sdvicl_bench.config import RunConfig, SamplerConfig, TaskConfig, to_dict
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.report import tables
 from sdvicl_bench.settings import Range, check_values, declaration, flatten, undeclared
+from tests.cli_helpers import error_line
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -106,15 +107,6 @@ def test_every_numeric_setting_has_a_range():
 
 
 # ----------------------------------------------------------------------------- ranges
-
-
-def error_line(result) -> str:
-    """The one `error: ...` line of a failed command (exit code 2, no traceback)."""
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
 
 
 OUT_OF_RANGE = [

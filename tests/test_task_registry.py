@@ -17,6 +17,7 @@ from sdvicl_bench.config import TaskConfig
 from sdvicl_bench.errors import ConfigError
 from sdvicl_bench.metrics.iou import foreground_iou
 from sdvicl_bench.protocols import registry, task_names
+from tests.cli_helpers import error_line
 from tests.plugins import inverted
 
 runner = CliRunner()
@@ -31,12 +32,7 @@ def workdir(tmp_path, monkeypatch):
 
 
 def one_line_error(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
+    return error_line(runner.invoke(app, list(args)))
 
 
 # ----------------------------------------------------------------------------- names
