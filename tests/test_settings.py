@@ -281,3 +281,37 @@ def test_docs_settings_md_is_up_to_date():
     assert written == settings.settings_markdown()
     for s in settings.SETTINGS:
         assert f"| `{s.name}` | {s.effect} |" in written
+
+
+def test_the_summary_names_the_speed_only_settings_from_the_declarations() -> None:
+    """Issue 24 item 4: the run summary reads the declarations, like the key and validate."""
+    from rich.console import Console
+
+    from sdvicl_bench.config import RunConfig, to_dict
+    from sdvicl_bench.report.summary import speed_only
+    from sdvicl_bench.settings import effect_of
+
+    config = to_dict(RunConfig())
+    config["sampler"]["batch_episodes"] = 8
+    line = speed_only(config)
+    assert "sampler.batch_episodes=8" in line and "sampler.attention.kernel=auto" in line
+    names = [item.split("=")[0] for item in line.split(", ")]
+    assert names and all(effect_of(n) == "speed" for n in names)
+    assert "sampler.steps" not in names and "seed" not in names  # these change numbers
+    console = Console(record=True, width=300)
+    from sdvicl_bench.report.summary import print_summary
+
+    results = {
+        "task": "fgseg",
+        "task_version": 1,
+        "n": 1,
+        "metrics": {"iou": {"overall": {"mean": 0.5, "low": 0.4, "high": 0.6, "n": 1}}},
+        "baselines": {},
+        "note": None,
+        "config": config,
+    }
+    from pathlib import Path
+
+    print_summary(results, Path("run"), console)
+    text = console.export_text()
+    assert "speed only" in text and "batch_episodes=8" in text

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdvicl_bench.report.tables import count_phrase, partial_phrase
+from sdvicl_bench.settings import effect_of, flatten
 from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
 
@@ -75,6 +76,15 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
         )
     if results["note"]:
         console.print(f"[bold yellow]Note:[/] {results['note']}")
+    speed = speed_only(results.get("config") or {})
+    if speed:
+        console.print(f"How it ran (speed only, no number depends on it): {speed}", style="dim")
     console.print(f"Run folder: {run_dir}")
     if (run_dir / "grid.png").exists():
         console.print(f"Pictures: {run_dir / 'grid.png'} (A | B | C | prediction | decoded | GT)")
+
+
+def speed_only(config: dict[str, Any]) -> str:
+    """The run's settings that change only speed (`settings.py`), as `name=value, ...`."""
+    leaves = flatten(config)
+    return ", ".join(f"{k}={v}" for k, v in leaves.items() if effect_of(k) == "speed")
