@@ -288,4 +288,5 @@ def test_a_shared_pass_that_fails_before_any_sample_leaves_no_folders(workdir, m
     monkeypatch.setattr(evaluate, "load_model", cannot_load)
     result = runner.invoke(app, ["ablate", "component=adain", *SMOKE, "--quiet"])
     assert result.exit_code == 2 and "Cannot load tiny: test" in result.output
-    assert list((workdir / "results" / "runs" / "fgseg").iterdir()) == []
+    task_dir = workdir / "results" / "runs" / "fgseg"
+    assert not task_dir.exists() or list(task_dir.iterdir()) == []  # nor an empty <task>/
