@@ -158,6 +158,7 @@ def _yaml_error_line(err: Exception) -> str:
 def _check_task_file(task: dict[str, Any]) -> None:
     """A task YAML must name its dataset and decoder (the available ones listed)."""
     from sdvicl_bench import registry
+    from sdvicl_bench.protocols.registry import config_dirs
 
     missing = [k for k in TASK_KEYS if not task.get(k)]
     if not missing:
@@ -166,7 +167,7 @@ def _check_task_file(task: dict[str, Any]) -> None:
     found = next(
         (
             d / "task" / f"{name}.yaml"
-            for d in [CONF_DIR, *_config_dirs()]
+            for d in [CONF_DIR, *config_dirs()]
             if (d / "task" / f"{name}.yaml").is_file()
         ),
         f"the task YAML of task={name}",
@@ -183,12 +184,6 @@ def _check_task_file(task: dict[str, Any]) -> None:
         + "; ".join(fixes[k] for k in missing)
         + " (README: Adding a task)."
     )
-
-
-def _config_dirs() -> list[Path]:
-    from sdvicl_bench.protocols.registry import config_dirs
-
-    return config_dirs()
 
 
 def _search_path() -> list[str]:

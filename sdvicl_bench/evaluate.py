@@ -38,7 +38,7 @@ from sdvicl_bench.running.results import device_name, model_note, results_of, st
 from sdvicl_bench.sampler.backbones.registry import load_model, model_identity
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.sampler.variants import non_shareable_differences
-from sdvicl_bench.settings import key_view, top_level_with
+from sdvicl_bench.settings import flatten, key_view, top_level_with
 from sdvicl_bench.types import EpisodeSpec
 
 __all__ = [
@@ -122,23 +122,13 @@ def shared_rows_differences(a: RunConfig, b: RunConfig) -> list[str]:
     B and C rows in one U-Net batch: anything outside the sampler that changes the episodes,
     the model or the task, and the sampler's `non_shareable_differences` (steps, skip,
     resolution, inversion). Empty: the runs differ only in what happens to D."""
-    flat_a, flat_b = _flatten(to_dict(replace(a, sampler=b.sampler))), _flatten(to_dict(b))
+    flat_a, flat_b = flatten(to_dict(replace(a, sampler=b.sampler))), flatten(to_dict(b))
     outside = sorted(
         k
         for k in flat_a.keys() | flat_b.keys()
         if flat_a.get(k) != flat_b.get(k) and k.split(".")[0] not in NOT_SHARED_IGNORED
     )
     return outside + non_shareable_differences(a.sampler, b.sampler)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def sharing_groups(cfgs: list[RunConfig]) -> list[list[int]]:
@@ -290,10 +280,11 @@ def _pending(session: Session, one: OpenRun) -> list[EpisodeSpec]:
     folder, shard, reporter = one.folder, session.shard, session.reporter
     reporter.damaged(folder.set_aside_damaged(shard), folder.path)
     finished = folder.finished()
-    elsewhere = [s for sibling in folder.siblings() for s in read_run_samples(sibling)]
+    siblings = folder.siblings()
+    elsewhere = [s for sibling in siblings for s in read_run_samples(sibling)]
     mine, todo = folder.pending(session.episodes, one.cfg.limit, shard, finished + elsewhere)
     if elsewhere:
-        reporter.elsewhere(folder.path, folder.siblings(), len(elsewhere))
+        reporter.elsewhere(folder.path, siblings, len(elsewhere))
     if session.writes and one.cfg.save_pictures:
         reporter.missing_pictures(folder.path, folder.without_pictures(finished))
     if session.writes:
