@@ -44,7 +44,7 @@ bench: install  ## sampler benchmark on CPU with the tiny model (naive vs optimi
 	$(PY) scripts/bench_variants.py --json results/bench/cpu-tiny-variants.json
 	$(PY) scripts/kernel_report.py --json results/bench/kernel-report.json
 
-bench-gpu:  ## sampler benchmark on a CUDA GPU: every variant at n = 1, 3, 5, sd15-random (random weights), 512 px, 70 steps; ~8 min on an H100
+bench-gpu:  ## sampler benchmark on a CUDA GPU: every variant at n = 1, 3, 5, sd15-random (random weights), 512 px, 70 steps; ~7 min on an H200
 	PY=$$(test -x $(PY) && echo $(PY) || echo python3) bash scripts/gpu_check.sh --memory-check --repeats 1
 
 reproduce-tables: install  ## every paper table (conf/experiment/) on a CUDA machine with SD1.5 -> results/tables/*.md (~8 H100-hours)

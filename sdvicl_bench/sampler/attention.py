@@ -242,7 +242,10 @@ class VICLController:
     Attributes:
         config: the attention settings (of the first variant; for V = 1 the only ones).
         layout: group layout of the current batch (n, each variant's swap guidance).
-        step: loop index i of the current U-Net call (0..T-1).
+        step: loop index i of the current U-Net call (0..T-1). Setting it (or `use`)
+            recomputes which variants' step windows hold it, so compiled code reads that
+            tuple, which is the same at every step of a window, and never the step itself
+            (dynamo treats a module's int as a constant: one recompile per step otherwise).
         active: False for calls whose batch is not a joint group (e.g. inverting C alone):
             then every selected layer behaves as plain attention.
         modified_calls: how often each layer ran the modified attention (for tests/logs).
@@ -257,13 +260,26 @@ class VICLController:
 
     config: AttentionConfig
     layout: StreamLayout = field(default_factory=lambda: StreamLayout(1))
-    step: int = 0
+    _step: int = field(default=0, init=False, repr=False)
+    _in_window: tuple[bool, ...] = field(default=(), init=False, repr=False)
     active: bool = True
     modified_calls: Counter = field(default_factory=Counter)
     count_calls: bool = True
     kernel: str = "torch"
     variants: tuple[AttentionConfig, ...] = ()
     layer_sets: tuple[frozenset[str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.step = 0
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, i: int) -> None:
+        self._step = i
+        self._in_window = tuple(in_window(i, cfg.steps) for cfg in self.configs)
 
     @property
     def configs(self) -> tuple[AttentionConfig, ...]:
@@ -277,6 +293,7 @@ class VICLController:
         self.layout = layout
         self.config = configs[0]
         self.variants = tuple(configs)
+        self.step = self._step
 
     def modified_variants(self, name: str) -> list[int]:
         """The variants whose D_mod row gets the modified attention at layer `name` now:
@@ -285,14 +302,13 @@ class VICLController:
             return []
         return [
             v
-            for v, cfg in enumerate(self.configs)
-            if in_window(self.step, cfg.steps)
-            and (not self.layer_sets or name in self.layer_sets[v])
+            for v, now in enumerate(self._in_window)
+            if now and (not self.layer_sets or name in self.layer_sets[v])
         ]
 
     def modifies_now(self) -> bool:
         """Whether any variant's D_mod attention is modified at the current step."""
-        return self.active and any(in_window(self.step, cfg.steps) for cfg in self.configs)
+        return self.active and any(self._in_window)
 
 
 def in_window(i: int, window: tuple[int | None, int | None]) -> bool:
