@@ -39,11 +39,28 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="start at step 0, discarding a checkpoint (of this or another config)",
     )
+    parser.add_argument(
+        "--layers-per-block", type=int, default=TrainConfig.layers_per_block, help="U-Net's"
+    )
+    parser.add_argument(
+        "--mixture",
+        type=json.loads,
+        default=None,
+        help="JSON {kind: share} for every kind of world.MIXTURE (default: MIXTURE)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help='where the U-Net trains ("cuda" on a GPU: minutes)'
+    )
     args = parser.parse_args(argv)
     if args.checkpoint_every < 0:
         parser.error("--checkpoint-every must be >= 0")
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, seed=args.seed, threads=args.threads
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+        layers_per_block=args.layers_per_block,
+        mixture=args.mixture,
     )
     try:
         record = train(
@@ -53,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             checkpoint_every=args.checkpoint_every,
             checkpoint_dir=args.checkpoint_dir,
             resume=not args.no_resume,
+            device=args.device,
         )
     except CheckpointError as exc:
         raise SystemExit(f"train_toy.py: error: {exc}") from None

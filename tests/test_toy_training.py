@@ -121,3 +121,18 @@ def test_checkpoint_files_are_atomic_self_ignoring_and_cleaned_up(tmp_path):
     (mine / "notes.txt").write_text("keep")
     remove_checkpoint(mine)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_mixture_and_layers_per_block_reach_the_batches_and_the_unet():
+    from sdvicl_bench.toy import architecture, world
+
+    kinds = list(world.MIXTURE)
+    bank = {k: torch.full((3, 3, 4, 4), float(i)) for i, k in enumerate(kinds)}
+    only = {k: (1.0 if k == "keypoints" else 0.0) for k in kinds}
+    batch = next(world.batches(bank, 16, torch.Generator().manual_seed(0), only))
+    assert torch.all(batch == kinds.index("keypoints"))  # every picture from the one kind
+    with pytest.raises(ValueError, match="every kind"):
+        next(world.batches(bank, 4, torch.Generator(), {"keypoints": 1.0}))
+    one, two = (architecture.new_unet(0, n) for n in (1, 2))
+    assert two.config.layers_per_block == 2 and one.config.layers_per_block == 1
+    assert sum(p.numel() for p in two.parameters()) > sum(p.numel() for p in one.parameters())

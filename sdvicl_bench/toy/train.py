@@ -80,6 +80,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     world_sizes: dict | None = None  # None: world.WORLD_SIZES
+    layers_per_block: int = 1  # the U-Net's (SD1.5: 2)
+    mixture: dict | None = None  # None: world.MIXTURE
 
 
 def train(
@@ -92,6 +94,7 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = True,
     stop_after: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Train, write the diffusers folder to ``out`` with ``training.json``; return the record.
 
@@ -100,7 +103,9 @@ def train(
     config (a checkpoint of another config raises ``CheckpointError``); False discards it and
     starts at step 0. ``stop_after``: for tests, raise KeyboardInterrupt once this many steps
     are done, as an interruption would (not part of the config: the weights do not depend on
-    it).
+    it). ``device``: where the U-Net trains ("cuda" on a lent GPU: minutes instead of an
+    hour); the pictures, noise and timesteps are still drawn on the CPU from the same
+    generator, so only float rounding differs between devices.
     """
     out = Path(out)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out / CHECKPOINT_DIR
@@ -119,7 +124,7 @@ def train(
     bank = world.picture_bank(worlds, architecture.RESOLUTION)
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    unet = architecture.new_unet(cfg.seed).train()
+    unet = architecture.new_unet(cfg.seed, cfg.layers_per_block).to(device).train()
     text_encoder = architecture.new_text_encoder(cfg.seed + 1)
     tokenizer_dir = out / "tokenizer"
     architecture.write_tokenizer(tokenizer_dir)
@@ -128,10 +133,10 @@ def train(
     embeds = architecture.empty_prompt_embedding(
         CLIPTokenizer.from_pretrained(tokenizer_dir), text_encoder
     )
-    embeds = embeds.expand(cfg.batch_size, -1, -1)
+    embeds = embeds.expand(cfg.batch_size, -1, -1).to(device)
     abar = make_scheduler().alphas_cumprod.float()  # SD1.5's betas, the sampler's schedule
 
-    held = _held_out_batch(bank, abar, seed=cfg.seed)
+    held = tuple(x.to(device) for x in _held_out_batch(bank, abar, seed=cfg.seed))
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
@@ -152,7 +157,7 @@ def train(
         if not quiet:
             print(f"Resuming toy training at step {first_step}/{cfg.steps} from {ckpt_path}")
     # The batches draw only from ``generator``, so a fresh iterator continues the sequence.
-    batches = world.batches(bank, cfg.batch_size, generator)
+    batches = world.batches(bank, cfg.batch_size, generator, cfg.mixture)
 
     def checkpoint(step: int) -> None:
         now = time.time()
@@ -201,8 +206,8 @@ def train(
             eps = torch.randn(x0.shape, generator=generator)
             a = abar[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-            pred = unet(x_t, t, encoder_hidden_states=embeds).sample  # 3.
-            loss = torch.nn.functional.mse_loss(pred, eps)
+            pred = unet(x_t.to(device), t.to(device), encoder_hidden_states=embeds).sample  # 3.
+            loss = torch.nn.functional.mse_loss(pred, eps.to(device))
             opt.zero_grad(set_to_none=True)  # 4.
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -224,7 +229,7 @@ def train(
             if stop_after is not None and step + 1 >= stop_after:
                 raise KeyboardInterrupt(f"stop_after={stop_after}")
 
-    final = ema.module.eval()
+    final = ema.module.eval().to("cpu")
     architecture.write_folder(out, final, text_encoder, _scheduler_config())
     now = time.time()
     record = {
@@ -237,7 +242,7 @@ def train(
         "final_loss": round(_mean_tail(losses, 100), 5),
         "held_out_loss": {
             "start": round(held_start, 5),
-            "end": round(held_out_loss(final, embeds, held), 5),
+            "end": round(held_out_loss(final, embeds.cpu(), tuple(x.cpu() for x in held)), 5),
         },
         "first_loss": round(_mean_tail(losses[:100], 100), 5),
         "loss_curve": [
@@ -245,7 +250,8 @@ def train(
         ],
         "world_sizes": {k: len(v) for k, v in bank.items()},
         "parameters": sum(p.numel() for p in final.parameters()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+        + ("" if device == "cpu" else f", trained on {device}"),
         "sha256": weights_sha256(out),
     }
     (out / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -287,7 +293,7 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
         return None
     fix = "delete it, or pass --no-resume (resume=False) to start over"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves it
     except Exception as exc:  # any unreadable file gets the same one line
         raise CheckpointError(
             f"Toy training checkpoint {path} is unreadable ({type(exc).__name__}); {fix}."

@@ -144,12 +144,18 @@ def _voc_ids(root: Path) -> list[str]:
 
 
 def batches(
-    bank: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator
+    bank: dict[str, torch.Tensor],
+    batch_size: int,
+    generator: torch.Generator,
+    mixture: dict[str, float] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Endless batches: kinds drawn by ``MIXTURE``, pictures uniformly, random h-flips
-    (except ``NO_FLIP`` kinds)."""
+    """Endless batches: kinds drawn by ``mixture`` (default ``MIXTURE``), pictures uniformly,
+    random h-flips (except ``NO_FLIP`` kinds)."""
+    mixture = MIXTURE if mixture is None else mixture
+    if set(mixture) != set(MIXTURE):
+        raise ValueError(f"a mixture names every kind of {sorted(MIXTURE)}, got {sorted(mixture)}")
     kinds = list(MIXTURE)
-    weights = torch.tensor([MIXTURE[k] for k in kinds], dtype=torch.float64)
+    weights = torch.tensor([float(mixture[k]) for k in kinds], dtype=torch.float64)
     while True:
         picks = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
         rows = []
