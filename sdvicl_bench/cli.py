@@ -24,7 +24,7 @@ from sdvicl_bench.errors import ConfigError, UserError, disk_error_line
 from sdvicl_bench.report.console import make_console
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-GROUPS = ("task", "data", "sampler", "model", "debug", "experiment")
+GROUPS = ("task", "data", "sampler", "model", "method", "debug", "experiment")
 
 app = typer.Typer(
     add_completion=False,
@@ -304,6 +304,7 @@ def _first_line(err: Exception) -> str:
 
 def load_config(overrides: list[str]) -> RunConfig:
     """Compose + type-check + `preflight.check_setup`: the RunConfig `run` executes."""
+    from sdvicl_bench import methods
     from sdvicl_bench.preflight import check_setup
     from sdvicl_bench.protocols.registry import check_task_options
     from sdvicl_bench.settings import check_values
@@ -312,6 +313,7 @@ def load_config(overrides: list[str]) -> RunConfig:
     check_values(composed)  # each number in its declared range (settings.py), nan/inf refused
     cfg = from_dict(RunConfig, composed)
     check_task_options(cfg.task, cfg.task.options)
+    methods.check_options(cfg.method)
     check_setup(cfg)
     return cfg
 
@@ -576,6 +578,67 @@ def grid(
     typer.echo(str(evaluate.write_grid(protocol, run_dir, limit=limit)))
 
 
+data_app = typer.Typer(
+    no_args_is_help=True,
+    help="Is the data in place (`data check`), and convert other layouts (`data prepare`).",
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command(
+    name="check",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        "Examples:\n\n  sdvicl-bench data check\n\n  sdvicl-bench data check task=fgseg\n\n"
+        "  sdvicl-bench data check task=fgseg data=demo"
+    ),
+)
+@user_errors
+def data_check(overrides: Overrides = None) -> None:
+    """Whether each task's data is in place under data.root, without loading a model: folders,
+    lists, counts against the official ones, a sample of files opened; one line per problem
+    with its fix. Exit 0 when every checked task can run, 2 otherwise."""
+    from sdvicl_bench.workflows import data_check as checks
+
+    reports = checks.check_tasks(list(overrides or []), compose)
+    checks.render(reports, console)
+    raise typer.Exit(checks.exit_code(reports))
+
+
+@data_app.command(
+    name="prepare",
+    epilog=(
+        "Examples:\n\n  sdvicl-bench data prepare sbd ~/Downloads/benchmark_RELEASE\n\n"
+        "  sdvicl-bench data prepare imagenet-val ~/Downloads/ILSVRC2012_img_val "
+        "--labels LOC_val_solution.csv"
+    ),
+)
+@user_errors
+def data_prepare(
+    dataset: Annotated[str, typer.Argument(help="sbd or imagenet-val")],
+    source: Annotated[Path, typer.Argument(help="the downloaded, unpacked source folder")],
+    labels: Annotated[
+        Path | None, typer.Option(help="imagenet-val: the labels file (found if left out)")
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="data.root to write into (default: $SDVICL_DATA_ROOT or data)"),
+    ] = None,
+) -> None:
+    """Convert a dataset from the layout it is published in to the one the loaders read
+    (SBD's .mat masks -> VOC2012/SegmentationClassAug; a flat ImageNet val folder -> class
+    folders). Resumable: finished files are skipped."""
+    import os
+
+    from sdvicl_bench.workflows.data_prepare import prepare
+
+    root = root or Path(os.environ.get("SDVICL_DATA_ROOT", "data"))
+    result = prepare(dataset, source, root, labels=labels, console=console)
+    typer.echo(result.summary())
+    for note in result.notes:
+        typer.echo(note)
+
+
 @app.command(name="ls", epilog="Example:\n\n  sdvicl-bench ls")
 @user_errors
 def list_things() -> None:
@@ -584,7 +647,7 @@ def list_things() -> None:
     from sdvicl_bench.sampler.backbones.registry import layer_table
     from sdvicl_bench.workflows.reproduce import estimate, experiments, jobs_of
 
-    for group in ("task", "model", "data", "retrieval", "sampler", "debug"):
+    for group in ("task", "method", "model", "data", "retrieval", "sampler", "debug"):
         typer.echo(f"{group}: {', '.join(choices(group))}")
     typer.echo("models: default side, self-attention layers by <block>.<side> (count):")
     for line in layer_table():
@@ -605,10 +668,46 @@ def list_things() -> None:
         f"  {'all (reproduce)':<16} ~{hours['shared']:.1f} / {hours['separate']:.1f}  "
         "identical runs once, D-side variants in one pass"
     )
+    for line in method_lines(queries_by_task(every)):
+        typer.echo(line)
     runs = sorted(Path("results/runs").glob("*/*-*"))
     typer.echo(f"runs ({len(runs)}):")
     for r in runs[-20:]:
         typer.echo(f"  {r}")
+
+
+def queries_by_task(jobs) -> dict[str, int]:
+    """The most queries any experiment job runs per task (the size of a full run)."""
+    out: dict[str, int] = {}
+    for job in jobs:
+        task = next((o.split("=", 1)[1] for o in job.overrides if o.startswith("task=")), None)
+        if task and job.queries:
+            out[task] = max(out.get(task, 0), job.queries)
+    return out
+
+
+def method_lines(queries: dict[str, int]) -> list[str]:
+    """`ls`'s methods: licence, the tasks each was trained for, and GPU-hours of one full
+    run of every task at n = 1 (its seconds per episode x the queries of `queries`)."""
+    from sdvicl_bench import methods, registry
+
+    total = sum(queries.values())
+    lines = [f"methods (method=), GPU-hours of all six tasks at n = 1 ({total} queries):"]
+    for name in registry.names("method"):
+        info = methods.info(name)
+        trained = ", ".join(info.trained_for) or (
+            "none (training-free)" if name == methods.SDVICL else "none (random weights)"
+        )
+        if info.gpu_seconds_per_episode is None:
+            cost = "no GPU estimate"
+        else:
+            hours = total * info.gpu_seconds_per_episode / 3600
+            cost = f"~{hours:.1f} GPU-h ({info.gpu_seconds_per_episode:g} s/episode, "
+            cost += f"{info.estimate_basis.split(':')[0]})"
+        memory = f", ~{info.memory_gib:g} GiB" if info.memory_gib else ""
+        lines.append(f"  {name:<16} {info.title}: {cost}{memory}; trained for: {trained}")
+        lines.append(f"  {'':<16} licence: {info.licence}")
+    return lines
 
 
 def main() -> None:

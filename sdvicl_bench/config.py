@@ -320,6 +320,34 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class MethodConfig:
+    """The visual in-context learner that answers each episode (docs/METHODS.md).
+
+    name: a method of the registry: `sdvicl` (this suite's SD-VICL; `model` and `sampler`
+    configure it, and the fields below are unused), `seggpt`, `visualcloze`, or the tiny
+    random variants built in code for tests (`seggpt-tiny`, `visualcloze-tiny`).
+    hub_id@revision or path (a local folder): the method's weights. dtype, device: as
+    `model`'s. seed: a tiny variant's initial weights. options: the method's own settings
+    (each method declares its `OPTIONS`; docs/METHODS.md).
+    """
+
+    name: str = "sdvicl"
+    hub_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in registry.names("method"):
+            raise registry.unknown(
+                "method", self.name, registry.names("method"), "pass method= with"
+            )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `sdvicl-bench run` needs, typed."""
 
@@ -328,6 +356,7 @@ class RunConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     seed: int = 0
     prompts: int | None = None
     limit: int | None = None

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from sdvicl_bench import sharding
+from sdvicl_bench import methods, sharding
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.protocols import TaskProtocol, make_protocol
 from sdvicl_bench.report.records import read_run_samples, run_key
@@ -40,6 +40,7 @@ from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.sampler.variants import non_shareable_differences
 from sdvicl_bench.settings import flatten, key_view, top_level_with
 from sdvicl_bench.types import EpisodeSpec
+from sdvicl_bench.workflows.data_check import require_data
 
 __all__ = [
     "Reporter",
@@ -72,21 +73,26 @@ def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
 def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]) -> str:
     """The run key: a hash of everything that changes a sample.
 
+    SD-VICL is named by its sampler settings and model; another method by
+    `methods.identity` (name, weights, dtype, options) instead.
+
     The task's `metrics` (declared `scoring`) are left out: they say how samples are scored
     and shown, not what is sampled, so a metric added to a task YAML keeps the run's folder
     (its older records show as stale until `sdvicl-bench rescore` scores them again).
     """
-    return run_key(
-        {
-            "task": key_view(to_dict(cfg.task), "task"),
-            "sampler": _sampler_identity(cfg),
-            "model": model_identity(cfg.model),
-            "data": protocol.key_inputs(),
-            "episodes": [e.to_json() for e in episodes],
-            "seed": cfg.seed,
-            "prompts": cfg.num_prompts,
-        }
-    )
+    payload = {
+        "task": key_view(to_dict(cfg.task), "task"),
+        "sampler": _sampler_identity(cfg),
+        "model": model_identity(cfg.model),
+        "data": protocol.key_inputs(),
+        "episodes": [e.to_json() for e in episodes],
+        "seed": cfg.seed,
+        "prompts": cfg.num_prompts,
+    }
+    if not methods.is_sdvicl(cfg):  # SD-VICL's keys stay as they were; sampler, model unused
+        del payload["sampler"], payload["model"]
+        payload["method"] = methods.identity(cfg.method)
+    return run_key(payload)
 
 
 class Terminated(KeyboardInterrupt):
@@ -135,6 +141,9 @@ def sharing_groups(cfgs: list[RunConfig]) -> list[list[int]]:
     """Indices of `cfgs` grouped so that each group's runs can share rows (in input order)."""
     groups: list[list[int]] = []
     for i, cfg in enumerate(cfgs):
+        if not methods.is_sdvicl(cfg):  # only SD-VICL's sampler shares rows
+            groups.append([i])
+            continue
         for group in groups:
             if not shared_rows_differences(cfgs[group[0]], cfg):
                 group.append(i)
@@ -229,6 +238,7 @@ def _run_group(cfgs: list[RunConfig], reporter: Reporter) -> list[RunOutcome]:
     """
     with _sigterm_interrupts():
         protocol = make_protocol(cfgs[0])
+        require_data(cfgs[0])  # `data check`'s cheap part: one line for missing data, no model
         episodes = protocol.episodes()
         keys = [_key_of(cfg, protocol, episodes) for cfg in cfgs]
         shard = sharding.resolve_shard(cfgs[0].shard)
@@ -295,15 +305,21 @@ def _pending(session: Session, one: OpenRun) -> list[EpisodeSpec]:
 
 
 def _sample(session: Session, opened: list[OpenRun], union: list[EpisodeSpec]) -> int:
-    """Load the model and run the loop over `union` for every opened run that needs an
-    episode of it (`running.loop`); returns the U-Net calls made."""
+    """Load the model (or the run's other method) and run the loop over `union` for every
+    opened run that needs an episode of it (`running.loop`); returns the U-Net calls (the
+    method's forward passes) made."""
     cfg = opened[0].cfg
-    model = load_model(cfg.model)
-    sampler = Sampler(model, cfg.sampler)
     variants = [
         Variant(one.cfg, one.folder.sample_file(session.shard), {e.id for e in one.todo})
         for one in opened
     ]
+    if not methods.is_sdvicl(cfg):
+        method = methods.build(cfg)
+        device = device_name(method.device)
+        run_episodes(session.protocol, method, union, variants, device, session.reporter)
+        return method.calls
+    model = load_model(cfg.model)
+    sampler = Sampler(model, cfg.sampler)
     device = device_name(model.device)
     run_episodes(session.protocol, sampler, union, variants, device, session.reporter)
     return sampler.unet_calls

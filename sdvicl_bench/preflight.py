@@ -37,6 +37,7 @@ def check_inputs(cfg: RunConfig) -> str | None:
     comes from the hub), so its files were not checked."""
     from sdvicl_bench.protocols import make_protocol
     from sdvicl_bench.report.records import read_episodes
+    from sdvicl_bench.workflows.data_check import require_data
 
     if isinstance(cfg.episodes, str):
         read_episodes(Path(cfg.episodes))
@@ -46,4 +47,5 @@ def check_inputs(cfg: RunConfig) -> str | None:
     if cfg.data.name == "real" and not root.exists():
         return f"{root} not found, so the data was not checked (run needs it; or use data=demo)."
     make_protocol(cfg)
+    require_data(cfg)
     return None

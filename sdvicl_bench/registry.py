@@ -235,6 +235,13 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "tiny-vpred": "sdvicl_bench.sampler.backbones.tiny_vpred:BACKBONES",
         "sd15-random": "sdvicl_bench.sampler.backbones.sd15:BACKBONES",
     },
+    "method": {
+        "sdvicl": "sdvicl_bench.methods.sdvicl",
+        "seggpt": "sdvicl_bench.methods.seggpt",
+        "seggpt-tiny": "sdvicl_bench.methods.seggpt",
+        "visualcloze": "sdvicl_bench.methods.visualcloze",
+        "visualcloze-tiny": "sdvicl_bench.methods.visualcloze",
+    },
 }
 """The packaged parts, as module paths (imported on first use); the packaged tasks are
 registered by `protocols.registry` from conf/task/*.yaml."""

@@ -161,6 +161,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.seed", "result", "weights of the random builds", AT_LEAST_0),
     Setting("model.memory_format", "speed", "NHWC or NCHW tensors"),
     Setting("model.compile", "speed", "torch.compile the U-Net"),
+    # method (docs/METHODS.md)
+    Setting("method.name", "result", "the in-context learner (sdvicl: model and sampler)"),
+    Setting("method.hub_id", "result", "its hub weights"),
+    Setting("method.revision", "result", "their revision"),
+    Setting("method.path", "result", "a local weights folder instead"),
+    Setting("method.dtype", "result", "compute precision"),
+    Setting("method.device", "speed", "where it runs"),
+    Setting("method.seed", "result", "weights of the tiny random builds", AT_LEAST_0),
+    Setting("method.options.*", "result", "the method's own settings (docs/METHODS.md)"),
     # the run
     Setting("seed", "result", "run seed: episodes, retrieval, noise", AT_LEAST_0),
     Setting("prompts", "result", "n prompt pairs (null: task.prompts)", AT_LEAST_1),

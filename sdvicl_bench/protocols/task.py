@@ -24,6 +24,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdvicl_bench import methods
 from sdvicl_bench import registry as parts
 from sdvicl_bench.config import RunConfig
 from sdvicl_bench.protocols import oracle
@@ -166,9 +167,11 @@ class TaskProtocol:
         return self.render_gt(prediction)
 
     def oracle_picture(self, gt_picture: Image.Image) -> Image.Image:
-        """The raw oracle picture of a GT picture at this run's sampler side
-        (`protocols.oracle`; decoded and scored like a prediction picture)."""
-        return oracle.oracle_picture(gt_picture, self.cfg.sampler.resolution, self.target_resample)
+        """The raw oracle picture of a GT picture at the side this run's method predicts at
+        (SD-VICL: `sampler.resolution`; `protocols.oracle`; decoded and scored like a
+        prediction picture)."""
+        side = methods.output_side(self.cfg)
+        return oracle.oracle_picture(gt_picture, side, self.target_resample)
 
     def score(self, spec: EpisodeSpec, truth: Truth, picture: Image.Image) -> Scored:
         """Decode the raw prediction picture at the query's own size and score it."""

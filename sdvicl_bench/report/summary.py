@@ -28,7 +28,8 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     episode count, per fold where the run has folds (`count_phrase`).
     """
     specs = results["config"]["task"].get("metrics") or {}
-    rows = [("SD-VICL", results["metrics"])] + [
+    title_of_method = (results.get("method") or {}).get("title") or "SD-VICL"
+    rows = [(title_of_method, results["metrics"])] + [
         (f"baseline: {k}", v) for k, v in competitors(results["baselines"]).items()
     ]
     ceiling = results["baselines"].get(ORACLE)

@@ -26,18 +26,22 @@ The table is in long format, one row per (task, method, metric), with the column
 - `note`: "random weights" (model is not sd15), "prompts not stated", "prompts inferred",
   "protocol differs: <what the source did>" (`protocol_differences`), the text of a
   relative claim, or (oracle rows) the sampler side the ceiling was computed at.
-- `source`: "ours", "baseline", "reference" or "ceiling" (the oracle: never a baseline).
+- `source`: "ours" (SD-VICL), "method" (another in-context learner run on the same
+  episodes, `method=`), "baseline", "reference" or "ceiling" (the oracle: never a baseline).
 - `scale`: the factor applied to `value` (kept for formatting: 2 decimals where it is not 1,
   4 significant digits otherwise). Not printed.
 
 Rows are ordered by task (fgseg, det, semseg, keypoints, edges, colorization, then any other
-task alphabetically), then ours (runs sorted by model, prompts, retrieval, folder), then the
+task alphabetically), then ours and the other methods' runs side by side (SD-VICL first,
+then by method, model, prompts, retrieval, folder), then the
 baselines of each run in that order, then the references, then, last and set apart (LaTeX: a
 rule above), each run's oracle row (`types.ORACLE`: the GT through the pipeline, the task's
 ceiling, not a competitor). Within a row group, metrics keep the order of results.json (the
 task YAML's order).
 
-Methods: "SD-VICL (<model>, n=<prompts>, <retrieval>)" for a run, "baseline: <name>" for
+Methods: "SD-VICL (<model>, n=<prompts>, <retrieval>)" for a run, "<title> (<method>,
+n=<prompts>, <retrieval>)" for another method's run (e.g. "SegGPT (seggpt, n=1, clip_knn)"),
+"baseline: <name>" for
 its baselines, `types.ORACLE_LABEL` ("oracle (GT through the pipeline: ceiling)") for its
 oracle, the reference's `source` for an absolute reference. Where two rows of a task would
 carry the same method and metric (e.g. ablation runs, or the same baseline under several
@@ -102,6 +106,8 @@ PRINTED = (
     ("note", "note"),
     ("source", "source"),
 )
+SDVICL = "sdvicl"
+"""`method.name` of this suite's SD-VICL (the source "ours"; other methods' rows: "method")."""
 CEILING = "ceiling"
 """The `source` of oracle rows (a ceiling, not a baseline: never the best baseline)."""
 RELATIVE_METHOD = "paper: relative claim"
@@ -220,12 +226,30 @@ def _model_of(run: dict[str, Any]) -> str:
     return str((run["config"].get("model") or {}).get("name", "?"))
 
 
+def _method_of(run: dict[str, Any]) -> str:
+    """The run's method (`method.name`; runs from before the method axis are SD-VICL's)."""
+    return str((run["config"].get("method") or {}).get("name", SDVICL))
+
+
+def _learner_of(run: dict[str, Any]) -> str:
+    """What a row label names the run by: SD-VICL's model, or the other method."""
+    method = _method_of(run)
+    return _model_of(run) if method == SDVICL else method
+
+
 def _retrieval_of(run: dict[str, Any]) -> str:
     return str((run["config"].get("retrieval") or {}).get("name", "?"))
 
 
-def _run_sort_key(run: dict[str, Any]) -> tuple[str, int, str, str]:
-    return (_model_of(run), _prompts_of(run) or 0, _retrieval_of(run), run.get("run_dir", ""))
+def _run_sort_key(run: dict[str, Any]) -> tuple[bool, str, str, int, str, str]:
+    return (
+        _method_of(run) != SDVICL,
+        _method_of(run),
+        _model_of(run),
+        _prompts_of(run) or 0,
+        _retrieval_of(run),
+        run.get("run_dir", ""),
+    )
 
 
 def _metric_specs(run: dict[str, Any]) -> dict[str, Any]:
@@ -338,9 +362,16 @@ def _notes(*parts: str) -> str:
 
 
 def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
-    method = f"SD-VICL ({_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)})"
-    note = "" if _model_of(run) == "sd15" else "random weights"
-    return _blocks_rows(run, run["metrics"], method, "ours", _notes(note, partial_phrase(run)))
+    context = f"{_learner_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
+    if _method_of(run) == SDVICL:
+        note = "" if _model_of(run) == "sd15" else "random weights"
+        source, title = "ours", "SD-VICL"
+    else:
+        record = run.get("method") or {}
+        note = "random weights" if record.get("kind") == "random" else ""
+        source, title = "method", str(record.get("title") or _method_of(run))
+    method, notes = f"{title} ({context})", _notes(note, partial_phrase(run))
+    return _blocks_rows(run, run["metrics"], method, source, notes)
 
 
 def _baseline_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -483,7 +514,7 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     for group in _repeats(pairs):
         for run, row in group:
             if row["source"] in ("baseline", CEILING):
-                context = f"{_model_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
+                context = f"{_learner_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
                 row["method"] = f"{row['method']} ({context})"
     for group in _repeats(pairs):
         flats = [_flatten(run["config"]) for run, _ in group]

@@ -1,10 +1,10 @@
 """The loop that turns episodes into records: sample, decode, score, append to samples.jsonl.
 
-One variant runs `Sampler.run`; several variants (an ablation's or a sweep's configs that
-differ only in what happens to D) share each episode's A, B and C rows in one U-Net batch
-per step (`Sampler.run_variants`), each episode sampled only for the variants that still
-need it. Records are appended and flushed one by one (`report.records.SampleWriter`), so an
-interrupted loop loses no finished sample.
+One variant runs `Sampler.run` (another method: `Method.run`, `methods/`); several variants
+(an ablation's or a sweep's configs that differ only in what happens to D) share each
+episode's A, B and C rows in one U-Net batch per step (`Sampler.run_variants`), each
+episode sampled only for the variants that still need it. Records are appended and flushed
+one by one (`report.records.SampleWriter`), so an interrupted loop loses no finished sample.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import NamedTuple
 from PIL import Image
 
 from sdvicl_bench.config import RunConfig
+from sdvicl_bench.methods.base import Method
 from sdvicl_bench.protocols import Scored, TaskProtocol
 from sdvicl_bench.report.records import SampleWriter
 from sdvicl_bench.running.reporter import Reporter
@@ -35,7 +36,7 @@ class Variant(NamedTuple):
 
 def run_episodes(
     protocol: TaskProtocol,
-    sampler: Sampler,
+    sampler: Sampler | Method,
     todo: list[EpisodeSpec],
     variants: list[Variant],
     device: str,
@@ -61,7 +62,7 @@ def run_episodes(
 
 def _sample_batch(
     protocol: TaskProtocol,
-    sampler: Sampler,
+    sampler: Sampler | Method,
     specs: list[EpisodeSpec],
     chosen: list[tuple[Variant, SampleWriter]],
     device: str,

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 import sdvicl_bench
+from sdvicl_bench import methods
 from sdvicl_bench.config import RunConfig, to_dict
 from sdvicl_bench.metrics.aggregate import metric_block
 from sdvicl_bench.protocols import TaskProtocol
 from sdvicl_bench.sampler.backbones.registry import get_backbone
 
 RANDOM_WEIGHTS_NOTE = (
-    "model={name} has random weights: its numbers say nothing about the method. "
+    "{setting} has random weights: its numbers say nothing about the method. "
     "Only the baseline and oracle rows are meaningful."
 )
 TOY_NOTE = (
@@ -41,7 +42,32 @@ def model_note(name: str) -> str | None:
     kind = get_backbone(name).kind
     if kind == "hub":
         return None
-    return TOY_NOTE if kind == "toy" else RANDOM_WEIGHTS_NOTE.format(name=name)
+    return TOY_NOTE if kind == "toy" else RANDOM_WEIGHTS_NOTE.format(setting=f"model={name}")
+
+
+def run_note(cfg: RunConfig) -> str | None:
+    """`model_note` of SD-VICL's model, or the same line for another method's weights."""
+    if methods.is_sdvicl(cfg):
+        return model_note(cfg.model.name)
+    info = methods.info(cfg.method.name)
+    if info.kind != "random":
+        return None
+    return RANDOM_WEIGHTS_NOTE.format(setting=f"method={cfg.method.name}")
+
+
+def method_record(cfg: RunConfig) -> dict[str, Any]:
+    """results.json's `method`: which in-context learner made the predictions, by what
+    weights (SD-VICL: `model.name`; the full identities are in `config` and the run key)."""
+    info = methods.info(cfg.method.name)
+    record = {"name": cfg.method.name, "title": info.title, "kind": info.kind}
+    if methods.is_sdvicl(cfg):
+        return {**record, "model": cfg.model.name}
+    weights = {"hub_id": cfg.method.hub_id, "revision": cfg.method.revision}
+    return {
+        **record,
+        **(weights if not cfg.method.path else {"path": cfg.method.path}),
+        "licence": info.licence,
+    }
 
 
 def stale_samples(protocol: TaskProtocol, samples: list[dict]) -> list[str]:
@@ -87,7 +113,8 @@ def results_of(
         "n": len(samples),
         "metrics": metrics,
         "baselines": baselines,
-        "note": model_note(cfg.model.name),
+        "note": run_note(cfg),
+        "method": method_record(cfg),
         "config": _reported_config(cfg, protocol),
         "versions": _versions(),
         "git": _git_hash(),

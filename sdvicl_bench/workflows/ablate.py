@@ -16,6 +16,7 @@ from rich.console import Console
 
 from sdvicl_bench import ablations, evaluate
 from sdvicl_bench.config import RunConfig
+from sdvicl_bench.errors import ConfigError
 
 Load = Callable[[list[str]], RunConfig]
 """The CLI's `load_config`: Hydra overrides -> a checked RunConfig."""
@@ -32,8 +33,15 @@ class Comparison:
 
 
 def ablation_configs(component: str, overrides: list[str], load: Load) -> list[RunConfig]:
-    """The full method's config and each variant's, in `ablations.variants` order."""
-    return [load([*overrides, *extra]) for _, extra in ablations.variants(component)]
+    """The full method's config and each variant's, in `ablations.variants` order.
+    Only SD-VICL has these components: another `method=` is a one-line ConfigError."""
+    cfgs = [load([*overrides, *extra]) for _, extra in ablations.variants(component)]
+    if cfgs[0].method.name != "sdvicl":
+        raise ConfigError(
+            f"ablate switches SD-VICL's components; method={cfgs[0].method.name} has none. "
+            "Fix: drop method= (SD-VICL), or compare methods with `run` and `tables`."
+        )
+    return cfgs
 
 
 def run_ablation(
