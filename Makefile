@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints-cpu.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench bench-gpu reproduce-tables toy-model clean
+.PHONY: help install demo test test-fast browser lint format bench bench-gpu reproduce-tables toy-model clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ test: install  ## the test suite (CPU only)
 
 test-fast: install  ## the test suite without the tests marked slow (end-to-end runs, FID, training)
 	$(BIN)/pytest -q -m "not slow"
+
+browser:  ## headless Chromium for tests/test_report_browser.py (apt, as root, ~30 s); else those tests skip
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    timeout 300 sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium' >/dev/null 2>&1 ) || \
+	  echo "make browser: chromium could not be installed here; the browser tests will skip"
 
 lint: install  ## ruff check + format check
 	$(BIN)/ruff check .

@@ -42,6 +42,7 @@ WRITE_FIXES = {
     "grid": "copy the run folder somewhere writable and pass that copy",
     "merge": "copy the run folders somewhere writable and merge the copies",
     "rescore": "copy the run folder somewhere writable and rescore the copy",
+    "report": "pass --out <writable folder>",
 }
 """A command's way out of a full disk or read-only folder (errors.disk_error_line)."""
 
@@ -576,6 +577,36 @@ def grid(
         )
     _, protocol = evaluate.protocol_of(run_dir)
     typer.echo(str(evaluate.write_grid(protocol, run_dir, limit=limit)))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n  sdvicl-bench report results/runs --out results/report\n\n"
+        "  sdvicl-bench report results/runs/fgseg/<run> results/runs/fgseg/<other run>"
+    )
+)
+@user_errors
+def report(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="run folders or folders of them")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/report"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """One self-contained HTML page (open it from disk): tables with intervals and
+    references, plots, per-fold and per-class breakdowns, and an episode browser (A | B | C |
+    prediction | decoded | GT, sortable by score and by the difference between two runs)."""
+    from sdvicl_bench import evaluate
+    from sdvicl_bench.report.html import write_report
+
+    page = write_report(
+        paths or [Path("results/runs")],
+        out,
+        quiet=quiet,
+        protocol_of=evaluate.protocol_of,
+        console=console,
+    )
+    typer.echo(str(page))
 
 
 data_app = typer.Typer(

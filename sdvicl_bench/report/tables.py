@@ -23,7 +23,7 @@ The table is in long format, one row per (task, method, metric), with the column
 - `n`: episodes the mean is over (the metric's finite count); empty for references.
 - `prompts`: n prompt pairs per episode; for references, the prompts of the source (empty
   where the source does not state it: printed "n/a", note "prompts not stated").
-- `note`: "random weights" (model is not sd15), "prompts not stated", "prompts inferred",
+- `note`: "random weights" (a random test model), "toy model (docs/TOY.md)", "prompts not stated", "prompts inferred",
   "protocol differs: <what the source did>" (`protocol_differences`), the text of a
   relative claim, or (oracle rows) the sampler side the ceiling was computed at.
 - `source`: "ours" (SD-VICL), "method" (another in-context learner run on the same
@@ -106,6 +106,9 @@ PRINTED = (
     ("note", "note"),
     ("source", "source"),
 )
+MODEL_NOTES = {"sd15": "", "sd21": "", "sdxl": "", "toy": "toy model (docs/TOY.md)"}
+"""The note of an SD-VICL row by its model: none for real weights, "random weights" for any
+model not listed (tiny, sd15-random, ...)."""
 SDVICL = "sdvicl"
 """`method.name` of this suite's SD-VICL (the source "ours"; other methods' rows: "method")."""
 CEILING = "ceiling"
@@ -364,7 +367,7 @@ def _notes(*parts: str) -> str:
 def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     context = f"{_learner_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
     if _method_of(run) == SDVICL:
-        note = "" if _model_of(run) == "sd15" else "random weights"
+        note = MODEL_NOTES.get(_model_of(run), "random weights")
         source, title = "ours", "SD-VICL"
     else:
         record = run.get("method") or {}
