@@ -23,9 +23,10 @@ The table is in long format, one row per (task, method, metric), with the column
 - `n`: episodes the mean is over (the metric's finite count); empty for references.
 - `prompts`: n prompt pairs per episode; for references, the prompts of the source (empty
   where the source does not state it: printed "n/a", note "prompts not stated").
-- `note`: "random weights" (a random test model), "toy model (docs/TOY.md)", "prompts not stated", "prompts inferred",
-  "protocol differs: <what the source did>" (`protocol_differences`), the text of a
-  relative claim, or (oracle rows) the sampler side the ceiling was computed at.
+- `note`: "random weights" (a random test model), "toy model (docs/TOY.md)", "prompts not
+  stated", "prompts inferred", "protocol differs: <what the source did>"
+  (`protocol_differences`), the text of a relative claim, or (oracle rows) the sampler
+  side the ceiling was computed at.
 - `source`: "ours" (SD-VICL), "method" (another in-context learner run on the same
   episodes, `method=`), "baseline", "reference" or "ceiling" (the oracle: never a baseline).
 - `scale`: the factor applied to `value` (kept for formatting: 2 decimals where it is not 1,
