@@ -298,6 +298,11 @@ def test_the_summary_names_the_speed_only_settings_from_the_declarations() -> No
     names = [item.split("=")[0] for item in line.split(", ")]
     assert names and all(effect_of(n) == "speed" for n in names)
     assert "sampler.steps" not in names and "seed" not in names  # these change numbers
+    assert "method.device" not in names  # SD-VICL does not use the method fields
+    config["method"]["name"] = "seggpt"
+    other = speed_only(config)
+    assert "method.device=auto" in other and "sampler." not in other and "model." not in other
+    config["method"]["name"] = "sdvicl"
     console = Console(record=True, width=300)
     from sdvicl_bench.report.summary import print_summary
 

@@ -86,6 +86,13 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
 
 
 def speed_only(config: dict[str, Any]) -> str:
-    """The run's settings that change only speed (`settings.py`), as `name=value, ...`."""
+    """The run's settings that change only speed (`settings.py`), as `name=value, ...`; of
+    the groups its method uses (SD-VICL: sampler and model; another method: its own)."""
+    sdvicl = (config.get("method") or {}).get("name", "sdvicl") == "sdvicl"
+    unused = ("method.",) if sdvicl else ("sampler.", "model.")
     leaves = flatten(config)
-    return ", ".join(f"{k}={v}" for k, v in leaves.items() if effect_of(k) == "speed")
+    return ", ".join(
+        f"{k}={v}"
+        for k, v in leaves.items()
+        if effect_of(k) == "speed" and not k.startswith(unused)
+    )
