@@ -56,7 +56,7 @@ def _split_ids(root: Path, split: str) -> list[str]:
 def test_same_seed_same_bytes(demo_root: Path, tmp_path: Path) -> None:
     again = make_demo_voc(tmp_path / "voc", seed=0)
     a, b = _files(demo_root), _files(again)
-    assert a.keys() == b.keys() and len(a) == 3 * 400 + 2 + 8 + 1  # + ImageSets, lists, marker
+    assert a.keys() == b.keys() and len(a) == 3 * 400 + 2 + 8 + 2  # + ImageSets, lists, 2 dots
     assert all(a[k] == b[k] for k in a)
 
 
@@ -217,3 +217,43 @@ def test_one_object_images_hold_unlabelled_clutter(demo_root: Path) -> None:
         strong = (edges > 60) & background[:, 1:] & background[:, :-1]
         assert strong.sum() >= 20, image_id
         assert (labels[labels > 0] != 0).all() and len(np.unique(labels)) == 3  # 0, class, 255
+
+
+def test_two_writers_of_one_demo_folder_take_turns(tmp_path: Path) -> None:
+    """The same command started twice: the second writer waits for the first and finds the
+    folder complete (before the lock it deleted and rewrote the files under the first
+    one's readers: `data check` and `run` saw files missing)."""
+    import threading
+    import time
+
+    from PIL import Image
+
+    root, events = tmp_path / "voc", []
+    original, save = Path.unlink, Image.Image.save
+
+    def unlink(self, *args, **kwargs):  # a rewrite deletes the old demo files first
+        events.append(self.name)
+        return original(self, *args, **kwargs)
+
+    def slow_save(self, *args, **kwargs):  # the second writer starts mid-write
+        time.sleep(0.002)
+        return save(self, *args, **kwargs)
+
+    threads = [
+        threading.Thread(target=make_demo_voc, args=(root,), kwargs={"num_images": 80})
+        for _ in range(2)
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "unlink", unlink)
+        mp.setattr(Image.Image, "save", slow_save)
+        threads[0].start()
+        deadline = time.time() + 60
+        while len(list(root.glob("JPEGImages/*.jpg"))) < 5 and time.time() < deadline:
+            time.sleep(0.005)  # the first writer is under way ...
+        threads[1].start()  # ... when the second starts
+        for thread in threads:
+            thread.join()
+    assert not [e for e in events if e.startswith("demo_")], events[
+        :5
+    ]  # nobody rewrote the other's files
+    assert len(list((root / "JPEGImages").glob("*.jpg"))) == 80

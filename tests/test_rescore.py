@@ -5,6 +5,7 @@ one line and exit 2 where a picture is gone or the run is still writing."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,23 @@ def test_rescore_keeps_each_old_results_and_shard_files(workdir):
     assert len(list(run_dir.glob("results.*.json"))) == 2
     assert [s["id"] for s in lines(shard)] == [s["id"] for s in records[2:]]
     assert read(run_dir / "results.json")["n"] == 4
+
+
+@pytest.mark.slow
+def test_heavy_records_are_rescored_over_processes_with_the_same_numbers(workdir):
+    from sdvicl_bench import evaluate
+    from sdvicl_bench.report.records import read_episodes
+    from sdvicl_bench.rescore import rescore_all, workers_for
+
+    run_dir = run("task=edges", "task.options.source=bsds500", "limit=3")
+    _, protocol = evaluate.protocol_of(run_dir)
+    records = lines(run_dir / "samples.jsonl")
+    specs = {e.id: e for e in read_episodes(run_dir / "episodes.jsonl")}
+    assert workers_for(protocol, 1) == 1
+    assert workers_for(protocol, 3) == min(os.cpu_count() or 1, 3)  # boundary matching: heavy
+    here = list(rescore_all(protocol, specs, run_dir, records, workers=1))
+    forked = list(rescore_all(protocol, specs, run_dir, records, workers=2))
+    assert forked == here and [r["id"] for r in forked] == [r["id"] for r in records]
+    assert all("boundary_counts" in r for r in forked)
+    fgseg_dir = run("task=fgseg", "limit=2")
+    assert workers_for(evaluate.protocol_of(fgseg_dir)[1], 2) == 1  # light: scored here

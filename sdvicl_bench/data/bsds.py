@@ -34,7 +34,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
 from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -215,6 +215,7 @@ def demo_data_dir(root: Path) -> Path:
     return Path(root) / "BSR" / "BSDS500" / "data"
 
 
+@one_writer_at_a_time
 def make_demo_bsds(
     root: Path, *, seed: int = 0, per_split: int = 4, size: tuple[int, int] = (96, 64)
 ) -> Path:

@@ -35,7 +35,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
 from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -303,6 +303,7 @@ _LANDMARKS_UNIT: dict[int, list[tuple[float, float]]] = {
 }  # fmt: skip
 
 
+@one_writer_at_a_time
 def make_demo_fld(
     root: Path, *, seed: int = 0, num_images: int = 24, size: tuple[int, int] = (96, 96)
 ) -> Path:

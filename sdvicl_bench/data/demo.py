@@ -31,11 +31,19 @@ to box).
 from __future__ import annotations
 
 import colorsys
+import functools
 import json
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): demo folders are not locked
+    fcntl = None
 
 import numpy as np
 from PIL import Image
@@ -72,6 +80,31 @@ class DemoMarker:
         self.path.write_text(self.text, encoding="utf-8")
 
 
+LOCK = ".demo_lock"
+"""The lock file of a demo folder (`one_writer_at_a_time`)."""
+
+Writer = TypeVar("Writer", bound=Callable[..., Path])
+
+
+def one_writer_at_a_time(writer: Writer) -> Writer:
+    """A demo writer (`writer(root, ...)`) that holds an exclusive lock on `<root>/.demo_lock`
+    while it runs, so two processes writing one demo folder at once (the same command
+    started twice) take turns: the second finds the marker current instead of deleting and
+    rewriting the files under the first one's readers. No lock where the platform has no
+    `fcntl` (Windows)."""
+
+    @functools.wraps(writer)
+    def locked(root, *args, **kwargs):
+        if fcntl is None:
+            return writer(root, *args, **kwargs)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with open(Path(root) / LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            return writer(root, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
 MIN_ENTRIES_PER_CLASS = 2
 """Each class appears in at least this many two-object images (list entries) of each split."""
 
@@ -88,6 +121,7 @@ class _Planned:
     class_ids: tuple[int, ...]  # 1 or 2 distinct VOC ids
 
 
+@one_writer_at_a_time
 def make_demo_voc(
     root: Path, *, seed: int = 0, num_images: int = 400, size: tuple[int, int] = (96, 80)
 ) -> Path:

@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
 from sdvicl_bench.errors import ConfigError
 
 DEMO_VERSION = 2
@@ -57,6 +57,7 @@ DEMO_TRAIN_IDS: tuple[int, ...] = (0, 1, 2, 8, 10, 11, 13)
 `data=demo` declares them (`task.options.classes`), so the decoder and the mean use these."""
 
 
+@one_writer_at_a_time
 def make_demo_cityscapes(
     root: Path,
     *,

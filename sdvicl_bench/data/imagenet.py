@@ -26,7 +26,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker
+from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
 from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -136,6 +136,7 @@ def demo_wnid(k: int) -> str:
     return f"n{k:08d}"
 
 
+@one_writer_at_a_time
 def make_demo_imagenet(
     root: Path,
     *,
