@@ -341,7 +341,7 @@ def run(
     overrides: Overrides = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
 ) -> None:
-    """Run (or resume) a task: episodes -> SD-VICL -> decoded predictions -> scores."""
+    """Run (or resume) a task: episodes -> SD-VICL (or method=) -> decoded predictions -> scores."""
     from sdvicl_bench import evaluate
 
     cfg = load_config(overrides or [])
@@ -673,7 +673,7 @@ def data_prepare(
 @app.command(name="ls", epilog="Example:\n\n  sdvicl-bench ls")
 @user_errors
 def list_things() -> None:
-    """List tasks, models, components, experiments (with GPU-hours) and past runs."""
+    """List tasks, methods, models, components, experiments (with GPU-hours) and past runs."""
     from sdvicl_bench.ablations import COMPONENTS
     from sdvicl_bench.sampler.backbones.registry import layer_table
     from sdvicl_bench.workflows.reproduce import estimate, experiments, jobs_of
