@@ -142,7 +142,7 @@ def test_demo_round_trip_and_determinism(tmp_path: Path) -> None:
     second = make_demo_bsds(tmp_path / "b", seed=3, per_split=2)
     files_a = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 2 * 2 * len(SPLITS) + 1  # + the marker
+    assert files_a == files_b and len(files_a) == 2 * 2 * len(SPLITS) + 2  # + marker, lock
     for rel in files_a:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
 
