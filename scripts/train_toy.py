@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         "--layers-per-block", type=int, default=TrainConfig.layers_per_block, help="U-Net's"
     )
     parser.add_argument(
+        "--width", type=int, default=TrainConfig.width, help="channel multiplier (16, 32, 64, 64) x W"
+    )
+    parser.add_argument(
         "--mixture",
         type=json.loads,
         default=None,
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         threads=args.threads,
         layers_per_block=args.layers_per_block,
+        width=args.width,
         mixture=args.mixture,
     )
     try:

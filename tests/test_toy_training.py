@@ -136,3 +136,6 @@ def test_mixture_and_layers_per_block_reach_the_batches_and_the_unet():
     one, two = (architecture.new_unet(0, n) for n in (1, 2))
     assert two.config.layers_per_block == 2 and one.config.layers_per_block == 1
     assert sum(p.numel() for p in two.parameters()) > sum(p.numel() for p in one.parameters())
+    wide = architecture.new_unet(0, 1, width=2)
+    assert wide.config.block_out_channels == (32, 64, 128, 128)
+    assert one.config.block_out_channels == (16, 32, 64, 64)  # the shipped layout

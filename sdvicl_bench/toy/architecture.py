@@ -33,14 +33,15 @@ TEXT_DIM = 32
 """Width of the text embedding (the U-Net's cross-attention dimension)."""
 
 
-def unet_config(layers_per_block: int = 1) -> dict:
+def unet_config(layers_per_block: int = 1, width: int = 1) -> dict:
     """SD1.5's U-Net layout at toy width, on 3 pixel channels (1.5 M parameters with one
-    layer per block; SD1.5 has two: 2.2 M)."""
+    layer per block; SD1.5 has two: 2.2 M). ``width`` multiplies every block's channels (the
+    one attention head's width with them): 2 gives 5.8 M parameters with one layer."""
     return dict(
         sample_size=RESOLUTION,
         in_channels=3,
         out_channels=3,
-        block_out_channels=(16, 32, 64, 64),
+        block_out_channels=tuple(c * width for c in (16, 32, 64, 64)),
         layers_per_block=layers_per_block,
         down_block_types=SD15_DOWN_BLOCKS,
         up_block_types=SD15_UP_BLOCKS,
@@ -50,11 +51,11 @@ def unet_config(layers_per_block: int = 1) -> dict:
     )
 
 
-def new_unet(seed: int, layers_per_block: int = 1) -> UNet2DConditionModel:
+def new_unet(seed: int, layers_per_block: int = 1, width: int = 1) -> UNet2DConditionModel:
     """A freshly initialised toy U-Net (private RNG state; the global one is left alone)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return UNet2DConditionModel(**unet_config(layers_per_block))
+        return UNet2DConditionModel(**unet_config(layers_per_block, width))
 
 
 # ----------------------------------------------------------------------------- identity VAE

@@ -81,6 +81,7 @@ class TrainConfig:
     threads: int = 2
     world_sizes: dict | None = None  # None: world.WORLD_SIZES
     layers_per_block: int = 1  # the U-Net's (SD1.5: 2)
+    width: int = 1  # channel multiplier: (16, 32, 64, 64) x width
     mixture: dict | None = None  # None: world.MIXTURE
 
 
@@ -124,7 +125,7 @@ def train(
     bank = world.picture_bank(worlds, architecture.RESOLUTION)
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    unet = architecture.new_unet(cfg.seed, cfg.layers_per_block).to(device).train()
+    unet = architecture.new_unet(cfg.seed, cfg.layers_per_block, cfg.width).to(device).train()
     text_encoder = architecture.new_text_encoder(cfg.seed + 1)
     tokenizer_dir = out / "tokenizer"
     architecture.write_tokenizer(tokenizer_dir)
