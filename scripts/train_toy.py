@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         "--layers-per-block", type=int, default=TrainConfig.layers_per_block, help="U-Net's"
     )
     parser.add_argument(
-        "--width", type=int, default=TrainConfig.width, help="channel multiplier (16, 32, 64, 64) x W"
+        "--width", type=int, default=TrainConfig.width, help="channels (16, 32, 64, 64) x W"
     )
     parser.add_argument(
         "--mixture",
