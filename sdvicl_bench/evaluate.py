@@ -35,6 +35,7 @@ from sdvicl_bench.running.loop import Variant, record_of, run_episodes
 from sdvicl_bench.running.pictures import grid_loaders, write_grid
 from sdvicl_bench.running.reporter import Reporter
 from sdvicl_bench.running.results import device_name, model_note, results_of, stale_samples
+from sdvicl_bench.sampler.backbones.device import key_dtype
 from sdvicl_bench.sampler.backbones.registry import load_model, model_identity
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.sampler.variants import non_shareable_differences
@@ -70,10 +71,14 @@ def _sampler_identity(cfg: RunConfig) -> dict[str, Any]:
     return key_view(to_dict(cfg.sampler), "sampler")
 
 
-def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]) -> str:
-    """The run key: a hash of everything that changes a sample.
+def _key_of(
+    cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec]
+) -> tuple[str, tuple[str, str] | None]:
+    """The run key: a hash of everything that changes a sample; and (the key the same run
+    had before the compute dtype entered it, that dtype) where the two differ, else None.
 
-    SD-VICL is named by its sampler settings and model; another method by
+    SD-VICL is named by its sampler settings, model and compute dtype (`key_dtype`: absent
+    for float32, so float32 keys are as they always were); another method by
     `methods.identity` (name, weights, dtype, options) instead.
 
     The task's `metrics` (declared `scoring`) are left out: they say how samples are scored
@@ -92,7 +97,13 @@ def _key_of(cfg: RunConfig, protocol: TaskProtocol, episodes: list[EpisodeSpec])
     if not methods.is_sdvicl(cfg):  # SD-VICL's keys stay as they were; sampler, model unused
         del payload["sampler"], payload["model"]
         payload["method"] = methods.identity(cfg.method)
-    return run_key(payload)
+        return run_key(payload), None
+    dtype = key_dtype(cfg.model.dtype, cfg.model.device)
+    if dtype is None:
+        return run_key(payload), None
+    legacy = run_key(payload)
+    payload["model"] = {**payload["model"], "dtype": dtype}
+    return run_key(payload), (legacy, dtype)
 
 
 class Terminated(KeyboardInterrupt):
@@ -240,7 +251,7 @@ def _run_group(cfgs: list[RunConfig], reporter: Reporter) -> list[RunOutcome]:
         protocol = make_protocol(cfgs[0])
         require_data(cfgs[0])  # `data check`'s cheap part: one line for missing data, no model
         episodes = protocol.episodes()
-        keys = [_key_of(cfg, protocol, episodes) for cfg in cfgs]
+        keyed = [_key_of(cfg, protocol, episodes) for cfg in cfgs]
         shard = sharding.resolve_shard(cfgs[0].shard)
         session = Session(protocol, episodes, shard, reporter)
         sharding.start(shard)
@@ -249,8 +260,8 @@ def _run_group(cfgs: list[RunConfig], reporter: Reporter) -> list[RunOutcome]:
         opened: list[OpenRun] = []
         try:
             with contextlib.ExitStack() as claims:
-                for cfg, key in zip(cfgs, keys, strict=True):
-                    folder, resumed, claim = RunFolder.open(cfg, key, episodes, shard)
+                for cfg, (key, legacy) in zip(cfgs, keyed, strict=True):
+                    folder, resumed, claim = RunFolder.open(cfg, key, episodes, shard, legacy)
                     claims.enter_context(claim)
                     opened.append(OpenRun(cfg, key, folder, resumed))
                 if shard.leader:

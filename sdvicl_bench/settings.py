@@ -195,13 +195,18 @@ KEY_PINNED: dict[str, Any] = {"sampler.batch_episodes": 1}
 """Speed settings the run key holds at one fixed value (the payload keeps its shape, so the
 keys of runs made before these declarations stay the same)."""
 
-KEY_OMITTED: dict[str, str] = {
+KEY_OMITTED: dict[str, str] = {}
+"""`result` settings the run key does not hold today, and why (see docs/SETTINGS.md)."""
+
+KEY_RESOLVED: dict[str, str] = {
     "model.dtype": (
-        "changes numbers, but `model_identity` names the model by its weights only; "
-        "adding it would move every run key (needs a migration)"
+        "held as resolved for the device (`auto`: bfloat16 on CUDA, float32 on a CPU), and "
+        "left out for float32, so float32 runs keep the keys they had before the dtype "
+        "entered the key (2026-12-04); a bfloat16 or float16 run takes over its old key's "
+        "folders whose records were all made at its dtype (`running.legacy`)"
     ),
 }
-"""`result` settings the run key does not hold today, and why (see docs/SETTINGS.md)."""
+"""`result` settings the run key holds in another form than their value, and how."""
 
 
 def declaration(name: str) -> Setting | None:
@@ -341,8 +346,11 @@ def settings_markdown() -> str:
     ]
     lines += [f"- `{name}`: {why}." for name, why in KEY_KEPT.items()]
     lines += [f"- `{name}`: held at {value}." for name, value in KEY_PINNED.items()]
-    lines += ["", "The run key leaves out, although `result`:", ""]
-    lines += [f"- `{name}`: {why}." for name, why in KEY_OMITTED.items()]
+    lines += ["", "The run key holds in another form than the value:", ""]
+    lines += [f"- `{name}`: {why}." for name, why in KEY_RESOLVED.items()]
+    if KEY_OMITTED:
+        lines += ["", "The run key leaves out, although `result`:", ""]
+        lines += [f"- `{name}`: {why}." for name, why in KEY_OMITTED.items()]
     return "\n".join(lines) + "\n"
 
 

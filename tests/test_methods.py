@@ -97,7 +97,7 @@ def test_the_run_key_names_the_method_not_the_unused_sampler(workdir):
     def key(*overrides: str) -> str:
         cfg = load_config(["task=fgseg", "data=demo", "limit=2", *overrides])
         protocol = make_protocol(cfg)
-        return _key_of(cfg, protocol, protocol.episodes())
+        return _key_of(cfg, protocol, protocol.episodes())[0]
 
     seggpt = key("method=seggpt-tiny")
     assert key("method=seggpt-tiny", "sampler.steps=7", "model=tiny") == seggpt

@@ -35,6 +35,7 @@ from sdvicl_bench.report.records import (
     write_episodes,
     write_json,
 )
+from sdvicl_bench.running.legacy import adopt_legacy_folders
 from sdvicl_bench.sharding import Shard
 from sdvicl_bench.types import EpisodeSpec
 
@@ -83,16 +84,25 @@ class RunFolder:
 
     @classmethod
     def open(
-        cls, cfg: RunConfig, key: str, episodes: list[EpisodeSpec], shard: Shard
+        cls,
+        cfg: RunConfig,
+        key: str,
+        episodes: list[EpisodeSpec],
+        shard: Shard,
+        legacy: tuple[str, str] | None = None,
     ) -> tuple[RunFolder, bool, SampleLock]:
         """(run folder, resumed, this process's claim on its sample file).
 
         Finding or creating the folder and claiming the sample file are one step under the
         task's creation lock, so two processes started at once share one folder and the
-        second one on the same sample file stops with a one-line DataError.
+        second one on the same sample file stops with a one-line DataError. `legacy`: (the key
+        this run had before the compute dtype entered the key, that dtype); with no folder of
+        `key` yet, the old key's folders made at that dtype are taken over (`running.legacy`).
         """
         base = Path(cfg.output_dir)
         with lock.exclusive(creation_lock_path(base, cfg.task.name)):
+            if legacy and not runs_of_key(base, cfg.task.name, key):
+                adopt_legacy_folders(base, cfg.task.name, legacy[0], key, legacy[1])
             path, resumed = find_or_create_run_dir(base, cfg.task.name, key)
             folder = cls(path)
             if not folder.episodes_path.exists():
