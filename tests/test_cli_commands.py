@@ -139,10 +139,10 @@ def test_validate_says_which_prompt_count_wins():
 
 
 def test_table_labels_name_defaults_and_frozen_episodes():
-    from sdvicl_bench.report.tables import _shown
+    from sdvicl_bench.report.formatting import shown
 
-    assert _shown("episodes", None) == "default"
-    assert _shown("episodes", "results/runs/fgseg/2026-abc/episodes.jsonl") == (
+    assert shown("episodes", None) == "default"
+    assert shown("episodes", "results/runs/fgseg/2026-abc/episodes.jsonl") == (
         "frozen from 2026-abc"
     )
-    assert _shown("sampler.steps", 20) == "20"
+    assert shown("sampler.steps", 20) == "20"

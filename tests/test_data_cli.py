@@ -30,3 +30,21 @@ def test_data_check_says_ready_then_names_the_missing_folder_and_its_fix(workdir
 def test_data_prepare_unknown_dataset_is_one_line(workdir):
     line = error_line(runner.invoke(app, ["data", "prepare", "coco", str(workdir)]))
     assert "coco" in line
+
+
+def test_ctrl_c_during_data_prepare_says_how_data_prepare_resumes(workdir, monkeypatch):
+    from sdvicl_bench.workflows import data_prepare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_prepare, "prepare", interrupted)
+    result = runner.invoke(app, ["data", "prepare", "sbd", str(workdir)])
+    assert result.exit_code == 130, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert lines == [
+        "interrupted: data prepare keeps the files it finished; run the same command again "
+        "to convert the rest (finished files are skipped)."
+    ]
+    assert "samples" not in result.output  # the line meant for an interrupted `run`
