@@ -22,6 +22,7 @@ from sdvicl_bench.cli import app
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.report import html as report_html
 from sdvicl_bench.report import records, tables
+from sdvicl_bench.report.formatting import printed_cells
 from sdvicl_bench.report.html import write_report
 
 RUNS = (
@@ -180,7 +181,7 @@ def test_tables_carry_results_json_numbers(report):
                 assert cells[i + 1][1] == f"[{low}, {high}]"
     # the long table is tables.md's, row for row (its task column aside)
     df = tables.build_table(tables.load_runs(run_dirs))
-    expected = [cells[1:] for cells in tables._cells(df)]
+    expected = [cells[1:] for cells in printed_cells(df)]
     long_rows = [[c[1] for c in r["cells"]] for r in page.tables_of("long")[0]["rows"][1:]]
     assert long_rows == expected
     # the references are beside the runs

@@ -2,6 +2,8 @@
 
 A pure function of the `results.json` files: no model, no data set, no optional dependency
 (Markdown and LaTeX are formatted by hand; pandas' own writers would need tabulate/jinja2).
+Reading the run folders and a run's fields is `report.runs`; how numbers and cells print
+(shared with the HTML report) is `report.formatting`.
 
 The table is in long format, one row per (task, method, metric), with the columns
 
@@ -67,13 +69,32 @@ from typing import Any
 
 import pandas as pd
 
-from sdvicl_bench.errors import DataError
-from sdvicl_bench.report.records import merged_into
+from sdvicl_bench.report.formatting import (
+    PRINTED,
+    fold_rank,
+    format_number,
+    latex_escape,
+    num,
+    printed_cells,
+    shown,
+)
 from sdvicl_bench.report.reference import reference_numbers, references_for
-from sdvicl_bench.settings import effect_of
+from sdvicl_bench.report.runs import (
+    SDVICL,
+    flatten,
+    ignored,
+    learner_of,
+    load_runs,
+    method_of,
+    metric_scale,
+    model_of,
+    prompts_of,
+    retrieval_of,
+    run_sort_key,
+    task_rank,
+)
 from sdvicl_bench.types import ORACLE, ORACLE_LABEL, competitors
 
-TASK_ORDER = ("fgseg", "det", "semseg", "keypoints", "edges", "colorization")
 MEAN_OF_FOLDS_TASKS = frozenset({"fgseg"})
 """Tasks whose headline is the mean of the per-fold means (TASKS.md 1: Pascal-5i mIoU)."""
 FOLDS_IN_FULL = {"fgseg": 4}
@@ -93,96 +114,13 @@ COLUMNS = (
     "source",
     "scale",
 )
-# Printed columns and their headers (Markdown and LaTeX).
-PRINTED = (
-    ("task", "task"),
-    ("method", "method"),
-    ("metric", "metric"),
-    ("value", "value"),
-    ("episode_mean", "per-episode mean"),
-    ("ci", "95% CI"),
-    ("folds", "folds"),
-    ("n", "n"),
-    ("prompts", "prompts"),
-    ("note", "note"),
-    ("source", "source"),
-)
 MODEL_NOTES = {"sd15": "", "sd21": "", "sdxl": "", "toy": "toy model (docs/TOY.md)"}
 """The note of an SD-VICL row by its model: none for real weights, "random weights" for any
 model not listed (tiny, sd15-random, ...)."""
-SDVICL = "sdvicl"
-"""`method.name` of this suite's SD-VICL (the source "ours"; other methods' rows: "method")."""
 CEILING = "ceiling"
 """The `source` of oracle rows (a ceiling, not a baseline: never the best baseline)."""
 RELATIVE_METHOD = "paper: relative claim"
 NONE_METHOD = "reference: none known"
-
-
-# ---------------------------------------------------------------------------------------
-# Loading
-
-
-def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
-    """The results.json of each run folder under `paths`, each with `run_dir` added.
-
-    A path may be a run folder, a results.json file, or a folder holding run folders at any
-    depth. Each run is read once (by resolved path), in sorted path order; a folder `merge`
-    folded into another one still there (`records.merged_into`) is skipped. Raises DataError
-    (one line) where a path is missing, holds no results.json, or one is unreadable.
-    """
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise DataError(
-                f"Run folder not found: {path}. Fix: pass a run folder or a folder of them "
-                "(e.g. results/runs)."
-            )
-        if path.is_file():
-            found = [path]
-        elif (path / "results.json").is_file():
-            found = [path / "results.json"]
-        else:
-            found = sorted(path.rglob("results.json"))
-        if not found:
-            raise DataError(
-                f"No results.json under {path}. Fix: run `sdvicl-bench run ...` first or "
-                "pass the folder that holds the runs."
-            )
-        files += found
-    seen: set[Path] = set()
-    runs = []
-    for file in sorted(files, key=lambda f: str(f.resolve())):
-        resolved = file.resolve()
-        if resolved in seen or merged_into(file.parent) is not None:
-            continue  # read once; a shard folder merged into another is part of that run
-        seen.add(resolved)
-        runs.append(_read_run(file))
-    return runs
-
-
-def _read_run(file: Path) -> dict[str, Any]:
-    """One results.json, checked for the keys the tables need."""
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(
-            f"Unreadable results file {file}: {reason}. Fix: rerun the run "
-            "(it rewrites results.json) or remove the folder."
-        ) from exc
-    missing = [
-        k
-        for k in ("task", "n", "metrics", "baselines", "config")
-        if not isinstance(data, dict) or k not in data
-    ]
-    if missing:
-        raise DataError(
-            f"{file} is not a run's results.json (missing {', '.join(missing)}). "
-            "Fix: rerun the run or remove the folder."
-        )
-    data["run_dir"] = str(file.parent)
-    return data
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,10 +129,10 @@ def _read_run(file: Path) -> dict[str, Any]:
 
 def build_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
     """The long-format table of `runs` (see the module docstring for columns and order)."""
-    tasks = sorted({r["task"] for r in runs}, key=_task_rank)
+    tasks = sorted({r["task"] for r in runs}, key=task_rank)
     rows: list[dict[str, Any]] = []
     for task in tasks:
-        task_runs = sorted((r for r in runs if r["task"] == task), key=_run_sort_key)
+        task_runs = sorted((r for r in runs if r["task"] == task), key=run_sort_key)
         ours: list[tuple[dict[str, Any], dict[str, Any]]] = []
         baselines: list[tuple[dict[str, Any], dict[str, Any]]] = []
         ceilings: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -216,72 +154,23 @@ def build_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _task_rank(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
-
-
-def _prompts_of(run: dict[str, Any]) -> int | None:
-    cfg = run["config"]
-    prompts = cfg.get("prompts")
-    return prompts if prompts is not None else (cfg.get("task") or {}).get("prompts")
-
-
-def _model_of(run: dict[str, Any]) -> str:
-    return str((run["config"].get("model") or {}).get("name", "?"))
-
-
-def _method_of(run: dict[str, Any]) -> str:
-    """The run's method (`method.name`; runs from before the method axis are SD-VICL's)."""
-    return str((run["config"].get("method") or {}).get("name", SDVICL))
-
-
-def _learner_of(run: dict[str, Any]) -> str:
-    """What a row label names the run by: SD-VICL's model, or the other method."""
-    method = _method_of(run)
-    return _model_of(run) if method == SDVICL else method
-
-
-def _retrieval_of(run: dict[str, Any]) -> str:
-    return str((run["config"].get("retrieval") or {}).get("name", "?"))
-
-
-def _run_sort_key(run: dict[str, Any]) -> tuple[bool, str, str, int, str, str]:
-    return (
-        _method_of(run) != SDVICL,
-        _method_of(run),
-        _model_of(run),
-        _prompts_of(run) or 0,
-        _retrieval_of(run),
-        run.get("run_dir", ""),
-    )
-
-
-def _metric_specs(run: dict[str, Any]) -> dict[str, Any]:
-    return (run["config"].get("task") or {}).get("metrics") or {}
-
-
-def _scale(run: dict[str, Any], metric: str) -> float:
-    spec = _metric_specs(run).get(metric) or {}
-    return float(spec.get("scale", 1))
-
-
 def _blocks_rows(
     run: dict[str, Any], blocks: dict[str, Any], method: str, source: str, note: str
 ) -> list[dict[str, Any]]:
     """One row per metric of a {metric: {"overall", "per_fold"?, ...}} block."""
     rows = []
     for metric, block in blocks.items():
-        scale = _scale(run, metric)
+        scale = metric_scale(run, metric)
         overall = block.get("overall") or {}
-        mean = _num(overall.get("mean"))
-        low, high = _num(overall.get("low")), _num(overall.get("high"))
+        mean = num(overall.get("mean"))
+        low, high = num(overall.get("low")), num(overall.get("high"))
         ci = ""
         if not math.isnan(low) and not math.isnan(high):
             ci = f"[{format_number(scale * low, scale)}, {format_number(scale * high, scale)}]"
         per_fold = block.get("per_fold") or {}
         folds = " / ".join(
-            format_number(scale * _num(per_fold[g].get("mean")), scale)
-            for g in sorted(per_fold, key=_fold_rank)
+            format_number(scale * num(per_fold[g].get("mean")), scale)
+            for g in sorted(per_fold, key=fold_rank)
         )
         value = mean_of_folds(block) if run["task"] in MEAN_OF_FOLDS_TASKS else mean
         n = overall.get("n", run.get("n"))
@@ -295,7 +184,7 @@ def _blocks_rows(
                 "ci": ci,
                 "folds": folds,
                 "n": n,
-                "prompts": _prompts_of(run),
+                "prompts": prompts_of(run),
                 "note": note,
                 "source": source,
                 "scale": scale,
@@ -307,14 +196,14 @@ def _blocks_rows(
 def mean_of_folds(block: dict[str, Any]) -> float:
     """The mean of the per-fold means of a metric block (results.json's `mean_of_folds`, or
     computed from `per_fold` for older files); the overall mean where there are no folds."""
-    stored = _num(block.get("mean_of_folds"))
+    stored = num(block.get("mean_of_folds"))
     if not math.isnan(stored):
         return stored
-    means = [_num(f.get("mean")) for f in (block.get("per_fold") or {}).values()]
+    means = [num(f.get("mean")) for f in (block.get("per_fold") or {}).values()]
     means = [m for m in means if not math.isnan(m)]
     if means:
         return sum(means) / len(means)
-    return _num((block.get("overall") or {}).get("mean"))
+    return num((block.get("overall") or {}).get("mean"))
 
 
 def count_phrase(results: dict[str, Any]) -> str:
@@ -323,7 +212,7 @@ def count_phrase(results: dict[str, Any]) -> str:
     Counts are the per_fold `n` of the first per-sample metric of results.json."""
     blocks = (results.get("metrics") or {}).values()
     per_fold = next((b["per_fold"] for b in blocks if b.get("per_fold")), {})
-    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=_fold_rank)}
+    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=fold_rank)}
     if not counts:
         return f"n = {results['n']}"
     task = (results.get("config") or {}).get("task") or {}
@@ -347,7 +236,7 @@ def partial_phrase(results: dict[str, Any]) -> str:
         return ""
     blocks = (results.get("metrics") or {}).values()
     per_fold = next((b["per_fold"] for b in blocks if b.get("per_fold")), {})
-    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=_fold_rank)}
+    counts = {g: int(per_fold[g].get("n", 0)) for g in sorted(per_fold, key=fold_rank)}
     if not counts:
         return ""
     present = sum(1 for c in counts.values() if c > 0)
@@ -366,14 +255,14 @@ def _notes(*parts: str) -> str:
 
 
 def _run_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
-    context = f"{_learner_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
-    if _method_of(run) == SDVICL:
-        note = MODEL_NOTES.get(_model_of(run), "random weights")
+    context = f"{learner_of(run)}, n={prompts_of(run)}, {retrieval_of(run)}"
+    if method_of(run) == SDVICL:
+        note = MODEL_NOTES.get(model_of(run), "random weights")
         source, title = "ours", "SD-VICL"
     else:
         record = run.get("method") or {}
         note = "random weights" if record.get("kind") == "random" else ""
-        source, title = "method", str(record.get("title") or _method_of(run))
+        source, title = "method", str(record.get("title") or method_of(run))
     method, notes = f"{title} ({context})", _notes(note, partial_phrase(run))
     return _blocks_rows(run, run["metrics"], method, source, notes)
 
@@ -400,7 +289,7 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
     """The task's absolute references, then one row per relative claim (value n/a)."""
     info = reference_numbers().get(task) or {}
     metric = info.get("metric") or (next(iter(task_runs[0]["metrics"]), "") if task_runs else "")
-    scale = max((_scale(run, metric) for run in task_runs), default=1.0)
+    scale = max((metric_scale(run, metric) for run in task_runs), default=1.0)
     base = {
         "task": task,
         "metric": metric,
@@ -426,7 +315,7 @@ def _reference_rows(task: str, task_runs: list[dict[str, Any]]) -> list[dict[str
             {
                 **base,
                 "method": str(entry["source"]),
-                "value": _num(entry["value"]),
+                "value": num(entry["value"]),
                 "folds": folds,
                 "prompts": entry.get("prompts"),
                 "note": "; ".join(notes),
@@ -474,7 +363,7 @@ def protocol_differences(entry: dict[str, Any], run: dict[str, Any]) -> list[str
         reasons.append("see reference_numbers.yaml")
     for path, value in (entry.get("protocol") or {}).items():
         if _config_value(run["config"], path) != value:
-            reasons.append(f"{_setting_name(path)}={_shown(path, value)}")
+            reasons.append(f"{_setting_name(path)}={shown(path, value)}")
     return reasons
 
 
@@ -518,19 +407,19 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     for group in _repeats(pairs):
         for run, row in group:
             if row["source"] in ("baseline", CEILING):
-                context = f"{_learner_of(run)}, n={_prompts_of(run)}, {_retrieval_of(run)}"
+                context = f"{learner_of(run)}, n={prompts_of(run)}, {retrieval_of(run)}"
                 row["method"] = f"{row['method']} ({context})"
     for group in _repeats(pairs):
-        flats = [_flatten(run["config"]) for run, _ in group]
+        flats = [flatten(run["config"]) for run, _ in group]
         common = set.intersection(*(set(f) for f in flats))
         differing = [
             k
             for k in sorted(common)
-            if not _ignored(k) and len({json.dumps(f[k], sort_keys=True) for f in flats}) > 1
+            if not ignored(k) and len({json.dumps(f[k], sort_keys=True) for f in flats}) > 1
         ]
         for (run, row), flat in zip(group, flats, strict=True):
             if differing and len(differing) <= 3:
-                extra = ", ".join(f"{k}={_shown(k, flat[k])}" for k in differing)
+                extra = ", ".join(f"{k}={shown(k, flat[k])}" for k in differing)
             else:
                 extra = f"run {run.get('key') or Path(run.get('run_dir', '')).name}"
             label = row["method"]
@@ -538,17 +427,6 @@ def _disambiguate(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
                 row["method"] = f"{label[:-1]}; {extra})"
             else:
                 row["method"] = f"{label} ({extra})"
-
-
-def _shown(key: str, value: Any) -> str:
-    """A config value as a table label shows it: None is the default, a frozen episodes file
-    is named by its run folder."""
-    if value is None:
-        return "default"
-    if key == "episodes" and isinstance(value, str):
-        path = Path(value)
-        return f"frozen from {path.parent.name}" if path.parent.name else path.name
-    return str(value)
 
 
 def _repeats(
@@ -561,75 +439,8 @@ def _repeats(
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(cfg, dict):
-        out: dict[str, Any] = {}
-        for k, v in cfg.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: cfg}
-
-
-def _ignored(key: str) -> bool:
-    """Whether config leaf `key` never changes a number (its declared effect is not
-    `result`: speed, scope, output, scoring), so it does not tell runs apart. A setting not
-    declared (an old run's) counts as changing numbers."""
-    return effect_of(key) not in ("result", None)
-
-
-def _fold_rank(group: str) -> tuple[int, Any]:
-    try:
-        return (0, int(group))
-    except (TypeError, ValueError):
-        return (1, str(group))
-
-
-def _num(value: Any) -> float:
-    """A float, NaN for None or anything not numeric."""
-    if value is None or isinstance(value, bool):
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 # ---------------------------------------------------------------------------------------
 # Formatting
-
-
-def format_number(value: Any, scale: float = 1.0) -> str:
-    """2 decimals for scaled metrics (scale != 1), 4 significant digits otherwise; n/a."""
-    v = _num(value)
-    if math.isnan(v):
-        return "n/a"
-    return f"{v:.2f}" if scale != 1 else f"{v:.4g}"
-
-
-def _cells(df: pd.DataFrame) -> list[list[str]]:
-    """The printed cells of each row, as strings."""
-    out = []
-    for row in df.itertuples(index=False):
-        r = row._asdict()
-        cells = []
-        for col, _ in PRINTED:
-            value = r[col]
-            if col == "value":
-                cells.append(format_number(value, r["scale"]))
-            elif col == "episode_mean":
-                cells.append("" if math.isnan(value) else format_number(value, r["scale"]))
-            elif col == "prompts":
-                cells.append("n/a" if pd.isna(value) else str(int(value)))
-            elif col == "n":
-                cells.append("" if pd.isna(value) else str(int(value)))
-            else:
-                cells.append(
-                    ""
-                    if value is None or (isinstance(value, float) and math.isnan(value))
-                    else str(value)
-                )
-        out.append(cells)
-    return out
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -638,7 +449,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     header = "| " + " | ".join(h for _, h in PRINTED) + " |"
     rule = "|" + "|".join("---:" if c in right else "---" for c, _ in PRINTED) + "|"
     lines = [header, rule]
-    for cells in _cells(df):
+    for cells in printed_cells(df):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -666,25 +477,6 @@ def to_csv(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters in plain text."""
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
-
-
 def to_latex(df: pd.DataFrame) -> str:
     """A LaTeX tabular (no packages needed) of the printed columns."""
     right = {"value", "episode_mean", "n", "prompts"}
@@ -696,7 +488,7 @@ def to_latex(df: pd.DataFrame) -> str:
         "\\hline",
     ]
     previous = None
-    for cells, task, source in zip(_cells(df), df["task"], df["source"], strict=True):
+    for cells, task, source in zip(printed_cells(df), df["task"], df["source"], strict=True):
         new_task = previous is not None and task != previous[0]
         ceiling_starts = previous is not None and source == CEILING and previous[1] != CEILING
         if new_task or ceiling_starts:  # oracle rows set apart: a ceiling, not a competitor

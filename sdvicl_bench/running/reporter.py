@@ -15,16 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from sdvicl_bench.report.console import make_console
+from sdvicl_bench.report.progress import progress_bar
 from sdvicl_bench.report.records import DAMAGED_NAME
 from sdvicl_bench.report.summary import print_summary
 from sdvicl_bench.sharding import Shard
@@ -69,7 +62,7 @@ class Reporter:
                 else "rerun the run's command to sample their episodes again"
             )
             self.say(
-                f"warning: {count} damaged line{'s' if count > 1 else ''} of the sample files "
+                f"warning: {_count(count, 'damaged line')} of the sample files "
                 f"set aside in {run_dir / DAMAGED_NAME}; {then}."
             )
 
@@ -81,20 +74,18 @@ class Reporter:
         makes the next run redo it and save its pictures again.
         """
         if gone:
-            shown = ", ".join(gone[:3]) + (", ..." if len(gone) > 3 else "")
             self.say(
-                f"warning: {len(gone)} finished sample{'s' if len(gone) > 1 else ''} of "
-                f"{run_dir} miss their picture files ({shown}); their scores stand. To "
+                f"warning: {_count(len(gone), 'finished sample')} of {run_dir} miss their "
+                f"picture files ({_first_three(gone)}); their scores stand. To "
                 "recreate the pictures, delete their lines from the sample file and rerun."
             )
 
     def missing_tiles(self, run_dir: Path, missing: list[str]) -> None:
         """One line naming the picture files a grid draws as empty tiles."""
         if missing:
-            names = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
             self.say(
-                f"warning: {len(missing)} picture{'s' if len(missing) > 1 else ''} of "
-                f"{run_dir} missing ({names}), drawn as empty tiles. Fix: delete those "
+                f"warning: {_count(len(missing), 'picture')} of {run_dir} missing "
+                f"({_first_three(missing)}), drawn as empty tiles. Fix: delete those "
                 "samples' lines from the sample file and rerun to recreate them."
             )
 
@@ -103,7 +94,7 @@ class Reporter:
         row the protocol reports now (`results.stale_samples`)."""
         if stale and not self.quiet:
             self.say(
-                f"note: {len(stale)} finished sample{'s' if len(stale) > 1 else ''} of "
+                f"note: {_count(len(stale), 'finished sample')} of "
                 f"{run_dir} predate some of this task's metrics or baseline rows (e.g. the "
                 "oracle), which leave them out (or show n/a). "
                 f"Fix: sdvicl-bench rescore {run_dir}"
@@ -114,7 +105,7 @@ class Reporter:
         and how to fold them into this folder's results."""
         names = " ".join(str(s) for s in siblings)
         self.say(
-            f"note: {count} finished sample{'s' if count > 1 else ''} of this run are in "
+            f"note: {_count(count, 'finished sample')} of this run are in "
             f"other folders of its key ({names}); they are not sampled again. To count them "
             f"in one results.json: sdvicl-bench merge {run_dir} {names}"
         )
@@ -130,14 +121,9 @@ class Reporter:
     def progress(self, label: str, total: int) -> Iterator[Callable[[int, int, float], None]]:
         """A progress bar with its ETA on a terminal, a plain line per batch in a log (none
         when quiet). Yields `tick(advance, finished, seconds_per_episode)`."""
-        bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+        bar = progress_bar(
+            "{task.description}",
+            "{task.fields[rate]}",
             console=self.console,
             disable=self.quiet or not self.console.is_terminal,  # plain log lines instead
         )
@@ -158,6 +144,16 @@ class Reporter:
         """The run's summary table (`report.summary.print_summary`), unless quiet."""
         if not self.quiet:
             print_summary(results, run_dir, self.console)
+
+
+def _count(count: int, noun: str) -> str:
+    """A count and its noun, plural where more than one: "1 picture", "3 pictures"."""
+    return f"{count} {noun}{'s' if count > 1 else ''}"
+
+
+def _first_three(names: list[str]) -> str:
+    """Up to three of `names`, then ", ..." where there are more."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def eta_text(seconds: float) -> str:

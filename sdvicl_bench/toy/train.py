@@ -39,16 +39,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from sdvicl_bench.report.progress import progress_bar
 from sdvicl_bench.sampler.backbones.base import SD15_SCHEDULER, make_scheduler
 from sdvicl_bench.toy import architecture, world
 
@@ -182,14 +175,9 @@ def train(
             },
         )
 
-    progress = Progress(
-        TextColumn("[bold]toy model"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.2f} steps/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+    progress = progress_bar(
+        "toy model",
+        "loss {task.fields[loss]:.4f}  {task.fields[rate]:.2f} steps/s",
         disable=quiet,
     )
     loop_start = time.time()

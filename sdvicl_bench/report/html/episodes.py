@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sdvicl_bench.errors import UserError
-from sdvicl_bench.report import records, tables
+from sdvicl_bench.report import records
 from sdvicl_bench.report.html.common import IMG_DIR
 from sdvicl_bench.report.html.thumbs import Thumbs, file_source, safe_name
+from sdvicl_bench.report.runs import metric_specs, prompts_of, run_sort_key
 from sdvicl_bench.types import EpisodeSpec
 
 DIGITS = 6
@@ -78,7 +79,7 @@ def collect_task(
 ) -> dict[str, Any]:
     """The browser's data of one task: its runs and one entry per episode id, with every
     run's scores, baselines and thumbnails (made here, with `progress`)."""
-    task_runs = sorted(task_runs, key=tables._run_sort_key)
+    task_runs = sorted(task_runs, key=run_sort_key)
     per_run = [_samples_of(Path(r["run_dir"])) for r in task_runs]
     episodes: dict[str, dict[str, Any]] = {}
     for samples in per_run:
@@ -233,13 +234,7 @@ def _dataset_todo(
     if protocol is None:
         return False
     root, task = source.root(), str(protocol.cfg.task.name)
-    todo = False
-    for kind, key, slot in _dataset_slots(sample, prompts):
-        rel, origin = _data_rels(root, task, key, kind)
-        if thumbs.fresh(rel, origin):
-            _place(entry, prompts, kind, slot, rel)
-        else:
-            todo = True
+    todo = _place_slots(thumbs, root, task, sample, entry, prompts)
     class_key = f"{root}|{sample['query']}"
     if class_key in thumbs.classes:
         entry["class"] = thumbs.classes[class_key]
@@ -252,6 +247,29 @@ def _dataset_slots(sample: dict[str, Any], prompts: dict[str, Any]) -> list[tupl
     """(kind, key, slot) of every dataset picture of an episode: A_i, B_i, C."""
     slots = [(kind, key, i) for kind in ("a", "b") for i, key in enumerate(prompts["keys"])]
     return [*slots, ("c", str(sample["query"]), 0)]
+
+
+def _place_slots(
+    thumbs: Thumbs,
+    root: str,
+    task: str,
+    sample: dict[str, Any],
+    entry: dict[str, Any],
+    prompts: dict[str, Any],
+    pictures: dict[str, list[Any]] | None = None,
+) -> bool:
+    """Place every dataset thumbnail (A, B, C) already made; with `pictures` (the loaded
+    episode's, by kind) first make those still missing. Whether any is still missing."""
+    todo = False
+    for kind, key, slot in _dataset_slots(sample, prompts):
+        rel, origin = _data_rels(root, task, key, kind)
+        if pictures is not None and not thumbs.fresh(rel, origin) and slot < len(pictures[kind]):
+            thumbs.write(rel, origin, pictures[kind][slot])
+        if thumbs.fresh(rel, origin):
+            _place(entry, prompts, kind, slot, rel)
+        else:
+            todo = True
+    return todo
 
 
 def _place(entry: dict[str, Any], prompts: dict[str, Any], kind: str, slot: int, rel: str):
@@ -283,12 +301,7 @@ def _from_dataset(
     try:
         episode, truth = protocol.sampler_input(spec)
         pictures = {"a": list(episode.prompts), "b": list(episode.targets), "c": [episode.query]}
-        for kind, key, slot in _dataset_slots(sample, prompts):
-            rel, origin = _data_rels(root, task, key, kind)
-            if not thumbs.fresh(rel, origin) and slot < len(pictures[kind]):
-                thumbs.write(rel, origin, pictures[kind][slot])
-            if thumbs.fresh(rel, origin):
-                _place(entry, prompts, kind, slot, rel)
+        _place_slots(thumbs, root, task, sample, entry, prompts, pictures)
         if pred_file is not None and not thumbs.fresh(dec_rel, dec_source):
             with Image.open(pred_file) as im:
                 thumbs.write(dec_rel, dec_source, protocol.visualize(im.copy(), truth))
@@ -341,12 +354,12 @@ def _clean(value: Any) -> Any:
 
 def _run_info(run: dict[str, Any], labels: dict[str, str], index: int) -> dict[str, Any]:
     """What the page needs about one run: id, label, folder, scales, direction of metrics."""
-    specs = tables._metric_specs(run)
+    specs = metric_specs(run)
     return {
         "id": f"r{index + 1}",
         "label": labels.get(run["run_dir"], Path(run["run_dir"]).name),
         "folder": Path(run["run_dir"]).name,
-        "prompts": tables._prompts_of(run),
+        "prompts": prompts_of(run),
         "scale": {m: float((specs.get(m) or {}).get("scale", 1)) for m in specs},
         "higher": {m: bool((specs.get(m) or {}).get("higher_is_better", True)) for m in specs},
     }

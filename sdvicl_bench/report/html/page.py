@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from sdvicl_bench.report import tables
 from sdvicl_bench.report.html.common import _attr, _esc
 from sdvicl_bench.report.html.plots import render_plots
 from sdvicl_bench.report.html.results import (
@@ -18,6 +17,7 @@ from sdvicl_bench.report.html.results import (
     render_runs,
     render_wide_table,
 )
+from sdvicl_bench.report.runs import run_sort_key
 
 TEMPLATE = "report_template.html"
 """The page's HTML, CSS and JavaScript (package data in sdvicl_bench/report/, beside this
@@ -56,7 +56,7 @@ def render_task(task_runs: list[dict[str, Any]], df: pd.DataFrame, data: dict[st
     (the episode browser is one for all tasks)."""
     task = data["task"]
     rows = df[df["task"] == task].reset_index(drop=True)
-    runs = sorted(task_runs, key=tables._run_sort_key)
+    runs = sorted(task_runs, key=run_sort_key)
     parts = [
         f'<section class="task" id="task-{_attr(task)}"><h2>{_esc(task)}</h2>',
         render_runs(runs, data["runs"]),

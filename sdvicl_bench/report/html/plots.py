@@ -11,7 +11,16 @@ from typing import Any
 import pandas as pd
 
 from sdvicl_bench.report import tables
+from sdvicl_bench.report.formatting import num
 from sdvicl_bench.report.html.common import _attr, _color, _esc
+from sdvicl_bench.report.runs import (
+    flatten,
+    ignored,
+    learner_of,
+    metric_scale,
+    prompts_of,
+    retrieval_of,
+)
 
 BINS = 20
 """Bars of a score histogram."""
@@ -46,7 +55,7 @@ def _ci_bounds(ci: str) -> tuple[float, float] | None:
     match = re.fullmatch(r"\[(.+), (.+)\]", ci or "")
     if not match:
         return None
-    low, high = tables._num(match.group(1)), tables._num(match.group(2))
+    low, high = num(match.group(1)), num(match.group(2))
     return None if math.isnan(low) or math.isnan(high) else (low, high)
 
 
@@ -56,7 +65,7 @@ def forest_plot(rows: pd.DataFrame, metric: str) -> str:
     ceiling)."""
     points = []
     for r in rows[rows["metric"] == metric].itertuples(index=False):
-        value = tables._num(r.value)
+        value = num(r.value)
         if math.isnan(value):
             continue
         points.append((str(r.method), value, _ci_bounds(str(r.ci)), str(r.source)))
@@ -162,16 +171,16 @@ def prompts_curve(runs: list[dict[str, Any]], rows: pd.DataFrame) -> str:
             points = []
             for run in members:
                 block = run["metrics"].get(metric) or {}
-                scale = tables._scale(run, metric)
+                scale = metric_scale(run, metric)
                 if run["task"] in tables.MEAN_OF_FOLDS_TASKS:
                     value = tables.mean_of_folds(block)
                 else:
-                    value = tables._num((block.get("overall") or {}).get("mean"))
+                    value = num((block.get("overall") or {}).get("mean"))
                 overall = block.get("overall") or {}
-                low, high = tables._num(overall.get("low")), tables._num(overall.get("high"))
+                low, high = num(overall.get("low")), num(overall.get("high"))
                 ci = None if math.isnan(low) else (scale * low, scale * high)
                 if not math.isnan(value):
-                    points.append((tables._prompts_of(run) or 0, scale * value, ci))
+                    points.append((prompts_of(run) or 0, scale * value, ci))
             if len(points) > 1:
                 lines.append((name, sorted(points)))
         if lines:
@@ -185,19 +194,17 @@ def _prompt_series(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     settings where two series would share one)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        flat = tables._flatten(run["config"])
+        flat = flatten(run["config"])
         kept = {
-            k: v
-            for k, v in flat.items()
-            if k not in ("prompts", "task.prompts") and not tables._ignored(k)
+            k: v for k, v in flat.items() if k not in ("prompts", "task.prompts") and not ignored(k)
         }
         groups.setdefault(json.dumps(kept, sort_keys=True, default=str), []).append(run)
     named: dict[str, list[dict[str, Any]]] = {}
     for members in groups.values():
-        if len({tables._prompts_of(r) for r in members}) < 2:
+        if len({prompts_of(r) for r in members}) < 2:
             continue
         first = members[0]
-        name = f"{tables._learner_of(first)}, {tables._retrieval_of(first)}"
+        name = f"{learner_of(first)}, {retrieval_of(first)}"
         if name in named:
             name = f"{name} ({first.get('key', len(named))})"
         named[name] = members
@@ -302,7 +309,7 @@ def _text(x: float, y: float, text: str, anchor: str, size: int) -> str:
 
 
 def _finite(value: Any) -> float | None:
-    v = tables._num(value)
+    v = num(value)
     return None if math.isnan(v) or math.isinf(v) else v
 
 

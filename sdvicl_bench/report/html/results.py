@@ -9,7 +9,9 @@ from typing import Any
 import pandas as pd
 
 from sdvicl_bench.report import tables
+from sdvicl_bench.report.formatting import PRINTED, fold_rank, format_number, num, printed_cells
 from sdvicl_bench.report.html.common import _attr, _color, _esc
+from sdvicl_bench.report.runs import metric_scale
 from sdvicl_bench.types import competitors
 
 
@@ -30,8 +32,8 @@ def render_runs(runs: list[dict[str, Any]], infos: list[dict[str, Any]]) -> str:
 
 def _cells(rows: pd.DataFrame) -> list[dict[str, str]]:
     """The printed cells of `rows` (tables' own formatting), by column name."""
-    names = [c for c, _ in tables.PRINTED]
-    return [dict(zip(names, cells, strict=True)) for cells in tables._cells(rows)]
+    names = [c for c, _ in PRINTED]
+    return [dict(zip(names, cells, strict=True)) for cells in printed_cells(rows)]
 
 
 def render_wide_table(rows: pd.DataFrame) -> str:
@@ -92,13 +94,13 @@ def _tip(cell: dict[str, str]) -> str:
 
 def render_long_table(rows: pd.DataFrame) -> str:
     """The long table of the task, every printed column (as tables.md)."""
-    head = "".join(f"<th>{_esc(h)}</th>" for c, h in tables.PRINTED if c != "task")
+    head = "".join(f"<th>{_esc(h)}</th>" for c, h in PRINTED if c != "task")
     body = []
     for c in _cells(rows):
         tds = "".join(
             f'<td class="{"num" if k in ("value", "episode_mean", "n", "prompts") else ""}">'
             f"{_esc(c[k])}</td>"
-            for k, _ in tables.PRINTED
+            for k, _ in PRINTED
             if k != "task"
         )
         body.append(f'<tr class="src-{_attr(c["source"])}">{tds}</tr>')
@@ -126,7 +128,7 @@ def render_breakdowns(runs: list[dict[str, Any]], infos: list[dict[str, Any]]) -
     for run, info in zip(runs, infos, strict=True):
         rid = info["id"].upper()
         for label, metric, block in _blocks_of(run, "result"):
-            scale = tables._scale(run, metric)
+            scale = metric_scale(run, metric)
             for part, found in (("per_fold", fold_rows), ("per_class", class_rows)):
                 if not block.get(part):
                     continue
@@ -153,7 +155,7 @@ def _row_rank(row: list[Any]) -> int:
 
 def _fold_table(rows: list[list[Any]]) -> str:
     """Per-fold means (n in the tooltip), the mean of folds and the per-episode mean."""
-    folds = sorted({g for *_, block, _ in rows for g in block["per_fold"]}, key=tables._fold_rank)
+    folds = sorted({g for *_, block, _ in rows for g in block["per_fold"]}, key=fold_rank)
     head = "".join(f"<th>fold {_esc(g)}</th>" for g in folds)
     body = []
     for rids, label, metric, block, scale in rows:
@@ -163,17 +165,17 @@ def _fold_table(rows: list[list[Any]]) -> str:
             b = block["per_fold"].get(g) or {}
             tip = f"n = {b.get('n', '')}"
             if "low" in b:
-                low = tables.format_number(scale * tables._num(b.get("low")), scale)
-                high = tables.format_number(scale * tables._num(b.get("high")), scale)
+                low = format_number(scale * num(b.get("low")), scale)
+                high = format_number(scale * num(b.get("high")), scale)
                 tip += f", 95% CI [{low}, {high}]"
-            value = tables.format_number(scale * tables._num(b.get("mean")), scale)
+            value = format_number(scale * num(b.get("mean")), scale)
             tds.append(f'<td class="num" title="{_attr(tip)}">{value if b else ""}</td>')
-        mof = tables.format_number(scale * tables.mean_of_folds(block), scale)
-        overall = tables._num((block.get("overall") or {}).get("mean"))
+        mof = format_number(scale * tables.mean_of_folds(block), scale)
+        overall = num((block.get("overall") or {}).get("mean"))
         body.append(
             f"<tr><td>{_esc(rid)}</td><td>{_esc(label)}</td><td>{_esc(metric)}</td>"
             f"{''.join(tds)}<td class=num>{mof}</td>"
-            f"<td class=num>{tables.format_number(scale * overall, scale)}</td></tr>"
+            f"<td class=num>{format_number(scale * overall, scale)}</td></tr>"
         )
     return (
         '<h4>Per fold (group)</h4><table class="breakdown folds"><tr><th>run</th><th>row</th>'
@@ -206,4 +208,4 @@ def _scaled(value: Any, scale: float) -> str:
     """A stored value formatted as the tables do ("" where absent)."""
     if value is None:
         return ""
-    return tables.format_number(scale * tables._num(value), scale)
+    return format_number(scale * num(value), scale)

@@ -11,14 +11,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.report import tables
@@ -27,6 +20,8 @@ from sdvicl_bench.report.html.common import IMG_DIR
 from sdvicl_bench.report.html.episodes import ProtocolOf, collect_task
 from sdvicl_bench.report.html.page import render_page
 from sdvicl_bench.report.html.thumbs import Thumbs
+from sdvicl_bench.report.progress import progress_bar
+from sdvicl_bench.report.runs import load_runs, run_sort_key, task_rank
 
 TILE = 160
 """Longest side of a thumbnail, in pixels."""
@@ -50,7 +45,7 @@ def write_report(
     (none when `quiet`).
     """
     console = console or make_console()
-    runs = tables.load_runs([Path(p) for p in run_dirs])
+    runs = load_runs([Path(p) for p in run_dirs])
     df = tables.build_table(runs)
     out = Path(out)
     _check_out(out)
@@ -98,7 +93,7 @@ def _check_out(out: Path) -> None:
 
 def _tasks_of(runs: list[dict[str, Any]]) -> list[str]:
     """The tasks of `runs` in the tables' order."""
-    return sorted({r["task"] for r in runs}, key=tables._task_rank)
+    return sorted({r["task"] for r in runs}, key=task_rank)
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,11 +104,11 @@ def run_labels(runs: list[dict[str, Any]], df: pd.DataFrame) -> dict[str, str]:
     """{run_dir: the method label its rows carry in `df`} ("SD-VICL (tiny, n=1, ...;
     sampler.adain.enabled=False)"), so the page names a run as the table does.
 
-    `build_table` writes each task's runs in `tables._run_sort_key` order, one row per metric
+    `build_table` writes each task's runs in `run_sort_key` order, one row per metric
     of results.json, so the k-th block of a task's "ours"/"method" rows is its k-th run."""
     labels: dict[str, str] = {}
     for task in _tasks_of(runs):
-        task_runs = sorted((r for r in runs if r["task"] == task), key=tables._run_sort_key)
+        task_runs = sorted((r for r in runs if r["task"] == task), key=run_sort_key)
         own = df[(df["task"] == task) & df["source"].isin(["ours", "method"])]
         methods = list(own["method"])
         if len(methods) != sum(len(r["metrics"]) for r in task_runs):
@@ -130,15 +125,6 @@ def run_labels(runs: list[dict[str, Any]], df: pd.DataFrame) -> dict[str, str]:
 @contextmanager
 def _progress(console: Console, quiet: bool) -> Iterator[Progress]:
     """The rich progress bar of the thumbnail copying (disabled when quiet or in a log)."""
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet or not console.is_terminal,
-    )
+    bar = progress_bar(console=console, disable=quiet or not console.is_terminal)
     with bar:
         yield bar
