@@ -34,8 +34,8 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
-from sdvicl_bench.data.images import read_rgb
+from sdvicl_bench.data.demo import DemoMarker, check_demo_size, one_writer_at_a_time
+from sdvicl_bench.data.images import load_mat, read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -186,12 +186,7 @@ class BSDSDataset:
         path = self.gt_path(image_id, split)
         if not path.is_file():
             raise DataError(f"BSDS500 ground truth not found: {path}. {_FIX}")
-        try:
-            contents = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-        except Exception as err:  # scipy raises many kinds on a bad file
-            raise DataError(
-                f"{path} is not a readable MATLAB file ({type(err).__name__}). {_FIX}"
-            ) from None
+        contents = load_mat(path, _FIX)
         if "groundTruth" not in contents:
             raise DataError(f"{path} holds no groundTruth variable. {_FIX}")
         try:
@@ -246,8 +241,7 @@ def make_demo_bsds(
         return root
     if per_split < 1:
         raise ConfigError(f"demo per_split={per_split}. Fix: use at least 1.")
-    if width < 16 or height < 16:
-        raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (16, 16).")
+    check_demo_size(size, (16, 16))
 
     root.mkdir(parents=True, exist_ok=True)
     marker.clear()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.images import open_image, read_rgb
+from sdvicl_bench.data.images import read_label_png, read_rgb
 from sdvicl_bench.errors import DataError
 from sdvicl_bench.types import IGNORE_LABEL, NUM_CLASSES
 
@@ -139,12 +139,9 @@ class CityscapesDataset:
     def label_ids(self, image_id: str, split: str) -> np.ndarray:
         """Full Cityscapes label ids per pixel, uint8 (H, W), from the labelIds PNG."""
         path = self.label_path(image_id, split)
-        with open_image(path, "Cityscapes labelIds PNG", _FIX_LABELS) as im:
-            if im.mode not in ("L", "P"):
-                raise DataError(
-                    f"{path} is a {im.mode} PNG, not an 8-bit labelIds PNG ('L'). {_FIX_LABELS}"
-                )
-            return np.array(im, dtype=np.uint8)
+        return read_label_png(
+            path, "Cityscapes labelIds PNG", _FIX_LABELS, "an 8-bit labelIds PNG ('L')"
+        )
 
     def train_ids(self, image_id: str, split: str) -> np.ndarray:
         """trainIds per pixel, uint8 (H, W): 0..18 classes, 255 ignored (``LABEL_TO_TRAIN``)."""

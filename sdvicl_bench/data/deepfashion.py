@@ -35,7 +35,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
+from sdvicl_bench.data.demo import DemoMarker, check_demo_size, one_writer_at_a_time
 from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -340,8 +340,7 @@ def make_demo_fld(
             f"demo num_images={num_images} is too small for several images of every clothes "
             f"type per split. Fix: use num_images >= {MIN_DEMO_IMAGES}."
         )
-    if width < 48 or height < 48:
-        raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (48, 48).")
+    check_demo_size(size, (48, 48))
 
     marker.clear()
     img_dir = root / "Img" / "img"

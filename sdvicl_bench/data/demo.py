@@ -80,6 +80,15 @@ class DemoMarker:
         self.path.write_text(self.text, encoding="utf-8")
 
 
+def check_demo_size(size: tuple[int, int], minimum: tuple[int, int]) -> None:
+    """A demo writer's ``size`` = (W, H) is at least ``minimum``: else a one-line ConfigError."""
+    least_w, least_h = minimum
+    if int(size[0]) < least_w or int(size[1]) < least_h:
+        raise ConfigError(
+            f"demo size={size} is too small. Fix: use a size of at least ({least_w}, {least_h})."
+        )
+
+
 LOCK = ".demo_lock"
 """The lock file of a demo folder (`one_writer_at_a_time`)."""
 
@@ -149,8 +158,7 @@ def make_demo_voc(
             f"demo num_images={num_images} is too small for every class to appear "
             f"{MIN_ENTRIES_PER_CLASS}x per split. Fix: use num_images >= {min_demo_images()}."
         )
-    if width < 48 or height < 40:
-        raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (48, 40).")
+    check_demo_size(size, (48, 40))
 
     seeds = np.random.SeedSequence(int(seed)).spawn(num_images + 1)
     plan = _plan(num_images, np.random.default_rng(seeds[0]))

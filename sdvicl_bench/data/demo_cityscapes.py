@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
+from sdvicl_bench.data.demo import DemoMarker, check_demo_size, one_writer_at_a_time
 from sdvicl_bench.errors import ConfigError
 
 DEMO_VERSION = 2
@@ -91,8 +91,7 @@ def make_demo_cityscapes(
             f"demo num_train={num_train}, num_val={num_val}: both must be at least 1. "
             "Fix: use positive counts."
         )
-    if width < 64 or height < 32:
-        raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (64, 32).")
+    check_demo_size(size, (64, 32))
 
     marker.clear()
     counts = {"train": int(num_train), "val": int(num_val)}

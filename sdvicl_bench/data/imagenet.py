@@ -26,7 +26,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from sdvicl_bench.data.demo import DemoMarker, one_writer_at_a_time
+from sdvicl_bench.data.demo import DemoMarker, check_demo_size, one_writer_at_a_time
 from sdvicl_bench.data.images import read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -46,8 +46,29 @@ def _is_image(path: Path) -> bool:
     )
 
 
-class ImageFolderDataset:
-    """Read-only access to an ImageFolder tree (``<root>/<wnid>/<file>``).
+class ClassImageIds:
+    """The id API of both ImageNet sources (``ImageFolderDataset``, ``imagenet_hub``'s
+    ``HubImageDataset``): sorted image ids ``"<class>/<name>"``, held in ``_ids``."""
+
+    _ids: list[str]
+
+    def ids(self) -> list[str]:
+        """All image ids ``"<class>/<name>"``, sorted (by class, then name)."""
+        return list(self._ids)
+
+    def classes(self) -> list[str]:
+        """The classes that hold at least one image, sorted."""
+        return sorted({self.label(image_id) for image_id in self._ids})
+
+    @staticmethod
+    def label(image_id: str) -> str:
+        """The class of an image id: the part before the ``/``."""
+        return image_id.split("/", 1)[0]
+
+
+class ImageFolderDataset(ClassImageIds):
+    """Read-only access to an ImageFolder tree (``<root>/<wnid>/<file>``): ids
+    ``"<wnid>/<file name>"``, classes the wnids.
 
     The listing is made once, at construction; images are read on demand and not cached.
     Every missing or unreadable file raises a one-line DataError naming it and the fix.
@@ -70,19 +91,6 @@ class ImageFolderDataset:
                 f"({', '.join(sorted(s.upper() for s in IMAGE_SUFFIXES))}). {_FIX_ROOT}"
             )
         self._ids = ids
-
-    def ids(self) -> list[str]:
-        """All image ids ``"<wnid>/<file name>"``, sorted by class folder then file name."""
-        return list(self._ids)
-
-    def classes(self) -> list[str]:
-        """The class folder names (wnids) that hold at least one image, sorted."""
-        return sorted({image_id.split("/", 1)[0] for image_id in self._ids})
-
-    @staticmethod
-    def label(image_id: str) -> str:
-        """The class (wnid) of an image id: the part before the ``/``."""
-        return image_id.split("/", 1)[0]
 
     def image_path(self, image_id: str) -> Path:
         """``root / wnid / file`` of an id; an id not of the form ``wnid/file`` is a DataError."""
@@ -174,8 +182,7 @@ def make_demo_imagenet(
         raise ConfigError(
             f"demo classes={classes}, per_class={per_class}. Fix: use at least 1 of each."
         )
-    if width < 16 or height < 16:
-        raise ConfigError(f"demo size={size} is too small. Fix: use a size of at least (16, 16).")
+    check_demo_size(size, (16, 16))
 
     root.mkdir(parents=True, exist_ok=True)
     marker.clear()

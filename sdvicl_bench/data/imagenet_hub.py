@@ -22,6 +22,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdvicl_bench.data.imagenet import ClassImageIds
 from sdvicl_bench.data.images import UNREADABLE
 from sdvicl_bench.errors import DataError
 
@@ -40,8 +41,9 @@ def _one_line(text: str, limit: int = _MAX_DETAIL) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-class HubImageDataset:
-    """Read-only ImageFolder-like access to a ``datasets.Dataset`` (``image``, ``label``).
+class HubImageDataset(ClassImageIds):
+    """Read-only ImageFolder-like access to a ``datasets.Dataset`` (``image``, ``label``):
+    ids ``"<label:04d>/<row:06d>"``, classes the zero-padded labels (``"0042"``).
 
     The labels are read once, at construction (the ``label`` column only; no image is
     decoded); images are decoded on demand and not cached. Labels must be integers >= 0
@@ -83,19 +85,6 @@ class HubImageDataset:
 
     def __len__(self) -> int:
         return len(self._labels)
-
-    def ids(self) -> list[str]:
-        """All image ids ``"<label:04d>/<row:06d>"``, sorted (by class, then row index)."""
-        return list(self._ids)
-
-    def classes(self) -> list[str]:
-        """The labels that have at least one image, as zero-padded strings, sorted."""
-        return sorted({image_id.split("/", 1)[0] for image_id in self._ids})
-
-    @staticmethod
-    def label(image_id: str) -> str:
-        """The class of an image id: the part before the ``/`` (``"0042"``)."""
-        return image_id.split("/", 1)[0]
 
     @staticmethod
     def label_index(image_id: str) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdvicl_bench.data.images import open_image, read_rgb
+from sdvicl_bench.data.images import open_image, read_label_png, read_rgb
 from sdvicl_bench.errors import ConfigError, DataError
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -195,12 +195,7 @@ class VOCDataset:
         """
         path = self.mask_path(image_id)
         fix = "Fix: unpack the SBD SegmentationClassAug masks (HSNet/PANet) into the VOC root."
-        with open_image(path, "Pascal VOC class mask", fix) as im:
-            if im.mode not in ("P", "L"):
-                raise DataError(
-                    f"{path} is a {im.mode} PNG, not a class-id PNG ('P' or 'L'). {fix}"
-                )
-            return np.array(im, dtype=np.uint8)
+        return read_label_png(path, "Pascal VOC class mask", fix, "a class-id PNG ('P' or 'L')")
 
     def class_mask(self, image_id: str, class_id: int) -> np.ndarray:
         """bool (H, W): pixels of class ``class_id``; void (255) counts as background."""

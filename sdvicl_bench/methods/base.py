@@ -19,7 +19,6 @@ A method module (`sdvicl_bench/methods/<name>.py`) gives, for each name it regis
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +92,12 @@ def weights_identity(
 
 def folder_digest(folder: Path) -> str:
     """sha256 over (relative path, sha256 of content) of every non-hidden file under `folder`."""
-    outer = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = file.relative_to(folder).as_posix()
-        if any(part.startswith(".") for part in rel.split("/")):
-            continue
-        inner = hashlib.sha256()
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{rel}\0{inner.hexdigest()}\n".encode())
-    return outer.hexdigest()
+    # Imported here: the backbones' registry loads torch, and this module stays light.
+    from sdvicl_bench.sampler.backbones.registry import files_digest
+
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(x.startswith(".") for x in p.relative_to(folder).parts)
+    )
+    return files_digest(folder, files)

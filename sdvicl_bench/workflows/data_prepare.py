@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sdvicl_bench.data.demo import voc_palette
-from sdvicl_bench.data.images import UNREADABLE
+from sdvicl_bench.data.images import UNREADABLE, load_mat
 from sdvicl_bench.data.pascal import VOC_CLASSES, VOID_LABEL
 from sdvicl_bench.errors import ConfigError, DataError
 
@@ -191,12 +191,7 @@ def sbd_cls_dir(source: Path) -> Path:
 def read_sbd_mat(path: Path) -> np.ndarray:
     """The class ids uint8 (H, W) of an SBD ``cls/<id>.mat`` (``GTcls.Segmentation``, 0..20)."""
     fix = "Fix: unpack it again from SBD's benchmark.tgz."
-    try:
-        contents = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-    except Exception as err:  # scipy raises many kinds on a bad file
-        raise DataError(
-            f"{path} is not a readable MATLAB file ({type(err).__name__}). {fix}"
-        ) from None
+    contents = load_mat(path, fix)
     gt = contents.get("GTcls")
     seg = gt.get("Segmentation") if isinstance(gt, dict) else getattr(gt, "Segmentation", None)
     labels = np.asarray(seg) if seg is not None else None

@@ -109,6 +109,11 @@ def folder_digest(folder: Path) -> str:
                 for p in (folder / sub).rglob("*")
                 if p.is_file() and not any(x.startswith(".") for x in p.relative_to(folder).parts)
             )
+    return files_digest(folder, files)
+
+
+def files_digest(folder: Path, files: list[Path]) -> str:
+    """sha256 over (path relative to `folder`, sha256 of content) of `files`, in that order."""
     total = hashlib.sha256()
     for path in files:
         total.update(f"{path.relative_to(folder).as_posix()}\0{file_digest(path)}\n".encode())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from sdvicl_bench.data.pascal import (
     NUM_FOLDS,
@@ -92,16 +93,7 @@ def _check_pascal5i(ctx: _Ctx) -> list[Check]:
     if not entries:
         return rows
     ids = sorted({e.image_id for e in entries})
-    rows.append(
-        _coverage(
-            ctx,
-            "VOC2012",
-            "JPEGImages/ (listed ids)",
-            ids,
-            lambda i: f"{i}.jpg" in photos,
-            FIX_VOC,
-        )
-    )
+    rows.append(_photo_coverage(ctx, ids, photos))
     if masks is not None:
         rows.append(
             _coverage(
@@ -119,6 +111,22 @@ def _check_pascal5i(ctx: _Ctx) -> list[Check]:
     chosen = [i for i in sample(ids, ctx.sample) if f"{i}.jpg" in photos]
     with_masks = masks is not None
     return rows + _voc_sample(ctx, [(i, class_of[i] if with_masks else None) for i in chosen])
+
+
+def _photo_coverage(ctx: _Ctx, ids: Sequence[str], photos: set[str]) -> Check:
+    """The coverage row of JPEGImages/: a photo for each listed id."""
+    return _coverage(
+        ctx, "VOC2012", "JPEGImages/ (listed ids)", ids, lambda i: f"{i}.jpg" in photos, FIX_VOC
+    )
+
+
+def _open_photo(ctx: _Ctx, image_id: str) -> tuple[Image.Image | None, Check | None]:
+    """A sampled VOC photo: (the image, None), or (None, the row saying why it is unusable)."""
+    path = ctx.root / "JPEGImages" / f"{image_id}.jpg"
+    photo, why = _open(path)
+    if photo is None:
+        return None, _bad_file("VOC2012", path, why, ctx.fix(FIX_VOC))
+    return photo, None
 
 
 def _splits_dir(ctx: _Ctx) -> Path:
@@ -186,11 +194,10 @@ def _voc_sample(ctx: _Ctx, chosen: Sequence[tuple[str, int | None]]) -> list[Che
     problems: list[Check] = []
     opened = 0
     for image_id, class_id in chosen:
-        photo, why = _open(ctx.root / "JPEGImages" / f"{image_id}.jpg")
+        photo, bad = _open_photo(ctx, image_id)
         opened += 1
         if photo is None:
-            path = ctx.root / "JPEGImages" / f"{image_id}.jpg"
-            problems.append(_bad_file("VOC2012", path, why, ctx.fix(FIX_VOC)))
+            problems.append(bad)
             continue
         if class_id is not None:
             opened += 1
@@ -221,8 +228,9 @@ def _mask_problems(ctx: _Ctx, image_id: str, class_id: int, size: tuple[int, int
     return []
 
 
-def _image_set_rows(ctx: _Ctx, splits: Sequence[str]) -> tuple[list[Check], dict[str, list[str]]]:
-    """ImageSets/Main/<split>.txt rows (count against VOC's) and the ids they list."""
+def _image_set_rows(ctx: _Ctx, splits: Sequence[str]) -> tuple[list[Check], list[str]]:
+    """ImageSets/Main/<split>.txt rows (count against VOC's) and the ids they list (all the
+    splits', sorted, each once)."""
     rows, ids = [], {}
     for split in splits:
         what = f"ImageSets/Main/{split}.txt"
@@ -239,7 +247,7 @@ def _image_set_rows(ctx: _Ctx, splits: Sequence[str]) -> tuple[list[Check], dict
         rows.append(
             _count(ctx, "VOC2012", what, len(ids[split]), VOC_MAIN[split], demo, FIX_VOC, "ids")
         )
-    return rows, ids
+    return rows, sorted({i for split_ids in ids.values() for i in split_ids})
 
 
 def _check_voc_det(ctx: _Ctx) -> list[Check]:
@@ -261,21 +269,11 @@ def _check_voc_det(ctx: _Ctx) -> list[Check]:
             "annotations",
         )
     )
-    set_rows, ids = _image_set_rows(ctx, ("train", "val"))
+    set_rows, listed = _image_set_rows(ctx, ("train", "val"))
     rows += set_rows
-    listed = sorted({i for split_ids in ids.values() for i in split_ids})
     if not listed:
         return rows
-    rows.append(
-        _coverage(
-            ctx,
-            "VOC2012",
-            "JPEGImages/ (listed ids)",
-            listed,
-            lambda i: f"{i}.jpg" in photos,
-            FIX_VOC,
-        )
-    )
+    rows.append(_photo_coverage(ctx, listed, photos))
     if xml is not None:
         rows.append(
             _coverage(
@@ -289,14 +287,10 @@ def _check_voc_det(ctx: _Ctx) -> list[Check]:
         )
     problems, opened = [], 0
     for image_id in sample([i for i in listed if f"{i}.jpg" in photos], ctx.sample):
-        photo, why = _open(ctx.root / "JPEGImages" / f"{image_id}.jpg")
+        photo, bad = _open_photo(ctx, image_id)
         opened += 1
         if photo is None:
-            problems.append(
-                _bad_file(
-                    "VOC2012", ctx.root / "JPEGImages" / f"{image_id}.jpg", why, ctx.fix(FIX_VOC)
-                )
-            )
+            problems.append(bad)
             continue
         if xml is None or f"{image_id}.xml" not in xml:
             continue
@@ -320,21 +314,11 @@ def _check_edges(ctx: _Ctx) -> list[Check]:
     rows, photos = _voc_base(ctx)
     if photos is None:
         return rows
-    set_rows, ids = _image_set_rows(ctx, _voc_splits(ctx))
+    set_rows, listed = _image_set_rows(ctx, _voc_splits(ctx))
     rows += set_rows
-    listed = sorted({i for split_ids in ids.values() for i in split_ids})
     if not listed:
         return rows
-    rows.append(
-        _coverage(
-            ctx,
-            "VOC2012",
-            "JPEGImages/ (listed ids)",
-            listed,
-            lambda i: f"{i}.jpg" in photos,
-            FIX_VOC,
-        )
-    )
+    rows.append(_photo_coverage(ctx, listed, photos))
     chosen = [(i, None) for i in sample([i for i in listed if f"{i}.jpg" in photos], ctx.sample)]
     return rows + _voc_sample(ctx, chosen)
 
