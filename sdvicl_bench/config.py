@@ -1,8 +1,9 @@
 """Typed configuration: frozen dataclasses the stages below the CLI receive.
 
-Only `cli.py` sees Hydra/OmegaConf. It turns the composed config into plain dicts and calls
-`from_dict`, which checks every key and type and raises `ConfigError` with one line naming
-the field, the valid choices and a "did you mean" where one is close.
+Only `commands/hydra_config.py` (reached as `cli.load_config`) sees Hydra/OmegaConf. It
+turns the composed config into plain dicts and calls `from_dict`, which checks every key
+and type and raises `ConfigError` with one line naming the field, the valid choices and a
+"did you mean" where one is close.
 
 Every [choice] of METHOD.md is a field here, so a user can flip it from the command line.
 """

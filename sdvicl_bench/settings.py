@@ -13,7 +13,7 @@ once in `SETTINGS` with its effect:
 A free-form subtree is declared once by its prefix (`task.options.*`). Every numeric setting
 has a valid range (`Range`); `check_values` refuses a value outside it, and every non-finite
 one, with one line naming the setting, the range and the fix. The run key (`key_view`),
-`validate`, `report.tables` and docs/SETTINGS.md (`settings_markdown`) read these
+`validate`, the tables (`report.runs.ignored`) and docs/SETTINGS.md (`settings_markdown`) read these
 declarations; tests/test_settings.py fails when a setting of the config is not declared.
 """
 
