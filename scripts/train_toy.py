@@ -14,7 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from sdvicl_bench.toy.train import WEIGHTS_DIR, CheckpointError, TrainConfig, train
+from sdvicl_bench.toy.train import (
+    WEIGHTS_DIR,
+    CheckpointError,
+    Checkpoints,
+    TrainConfig,
+    train,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,9 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             cfg,
             args.out,
             world_root=args.world_root,
-            checkpoint_every=args.checkpoint_every,
-            checkpoint_dir=args.checkpoint_dir,
-            resume=not args.no_resume,
+            checkpoints=Checkpoints(args.checkpoint_every, args.checkpoint_dir, not args.no_resume),
             device=args.device,
         )
     except CheckpointError as exc:

@@ -16,6 +16,7 @@ from sdvicl_bench.toy.train import (
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
     CheckpointError,
+    Checkpoints,
     TrainConfig,
     _config_dict,
     load_checkpoint,
@@ -54,7 +55,8 @@ def test_an_interrupted_training_resumes_to_the_same_bytes(tmp_path, capsys):
         # checkpoint does not save it), so the bytes must not change with it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(global_seed)
-            return train(TINY, tmp_path / out, world_root=world_root, checkpoint_every=2, **kw)
+            every = Checkpoints(every=2, resume=kw.pop("resume", True))
+            return train(TINY, tmp_path / out, world_root=world_root, checkpoints=every, **kw)
 
     stale = tmp_path / "a" / CHECKPOINT_DIR / CHECKPOINT_FILE  # another config's: discarded
     save_checkpoint(stale, {"format": CHECKPOINT_FORMAT, "config": {}, "step": 2})

@@ -14,12 +14,13 @@ Seeded end to end (world seeds, batch draws, noise, initial weights). ``training
 the weights records the config, steps, wall time, final loss, machine and every weights
 file's sha256 (checked on load).
 
-Checkpoints: every ``checkpoint_every`` steps (default 250; 0: none) the whole loop state
+Checkpoints: every ``Checkpoints.every`` steps (default 250; 0: none) the whole loop state
 (step, U-Net, EMA, AdamW and LR schedule, the training generator's state, the loss history,
 the held-out start loss, time so far, the config) is written atomically (temp file, then
-``os.replace``) to ``<out>/.checkpoint/state.pt`` (or ``checkpoint_dir``). A later run with the
-same config resumes from it and writes the same bytes as an uninterrupted run; a checkpoint of
-another config is refused with a one-line ``CheckpointError`` (``resume=False`` discards it).
+``os.replace``) to ``<out>/.checkpoint/state.pt`` (or ``Checkpoints.folder``). A later run
+with the same config resumes from it and writes the same bytes as an uninterrupted run; a
+checkpoint of another config is refused with a one-line ``CheckpointError``
+(``Checkpoints.resume=False`` discards it).
 The checkpoint is removed once the weights and ``training.json`` are written. The loop draws
 from its own generator only, never from torch's global RNG, so that state is not saved.
 """
@@ -78,34 +79,41 @@ class TrainConfig:
     mixture: dict | None = None  # None: world.MIXTURE
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """How the loop state is saved: every ``every`` steps (0: never) into ``folder`` (None:
+    ``<out>/.checkpoint``); ``resume``: continue from a checkpoint there of the same config (a
+    checkpoint of another config raises ``CheckpointError``), False: discard it, start at 0."""
+
+    every: int = 250
+    folder: Path | None = None
+    resume: bool = True
+
+
 def train(
     cfg: TrainConfig,
     out: Path,
     *,
     world_root: Path = Path(".cache/sdvicl/toy-world"),
     quiet: bool = False,
-    checkpoint_every: int = 250,
-    checkpoint_dir: Path | None = None,
-    resume: bool = True,
+    checkpoints: Checkpoints = Checkpoints(),
     stop_after: int | None = None,
     device: str = "cpu",
 ) -> dict:
     """Train, write the diffusers folder to ``out`` with ``training.json``; return the record.
 
-    ``checkpoint_every``: steps between checkpoints (0: none). ``checkpoint_dir``: where
-    (default ``<out>/.checkpoint``). ``resume``: continue from a checkpoint there of the same
-    config (a checkpoint of another config raises ``CheckpointError``); False discards it and
-    starts at step 0. ``stop_after``: for tests, raise KeyboardInterrupt once this many steps
+    ``checkpoints``: where, how often, and whether to resume (`Checkpoints`). ``stop_after``:
+    for tests, raise KeyboardInterrupt once this many steps
     are done, as an interruption would (not part of the config: the weights do not depend on
     it). ``device``: where the U-Net trains ("cuda" on a lent GPU: minutes instead of an
     hour); the pictures, noise and timesteps are still drawn on the CPU from the same
     generator, so only float rounding differs between devices.
     """
     out = Path(out)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out / CHECKPOINT_DIR
+    ckpt = Path(checkpoints.folder) if checkpoints.folder is not None else out / CHECKPOINT_DIR
     ckpt_path = ckpt / CHECKPOINT_FILE
     state = None
-    if resume:
+    if checkpoints.resume:
         state = load_checkpoint(ckpt_path, cfg)  # before the slow part: a refusal is instant
     elif ckpt_path.exists():
         ckpt_path.unlink()
@@ -213,7 +221,7 @@ def train(
                     file=sys.stderr,
                     flush=True,
                 )
-            if checkpoint_every > 0 and (step + 1) % checkpoint_every == 0:
+            if checkpoints.every > 0 and (step + 1) % checkpoints.every == 0:
                 checkpoint(step + 1)
             if stop_after is not None and step + 1 >= stop_after:
                 raise KeyboardInterrupt(f"stop_after={stop_after}")
