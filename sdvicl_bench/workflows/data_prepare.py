@@ -39,12 +39,12 @@ import numpy as np
 import scipy.io
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sdvicl_bench.data.demo import voc_palette
 from sdvicl_bench.data.images import UNREADABLE, load_mat
 from sdvicl_bench.data.pascal import VOC_CLASSES, VOID_LABEL
 from sdvicl_bench.errors import ConfigError, DataError
+from sdvicl_bench.report.progress import progress_bar
 
 DATASETS: tuple[str, ...] = ("sbd", "imagenet-val")
 """What `prepare` converts."""
@@ -125,13 +125,7 @@ def run_jobs(
     name, then rename), with a rich progress bar; count written and skipped files."""
     pending = [job for job in jobs if job.redo or not job.out.exists()]
     result.skipped += len(jobs) - len(pending)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
+    with progress_bar(console=console, disable=quiet) as progress:
         bar = progress.add_task(result.dataset, total=len(jobs), completed=result.skipped)
         for job in pending:
             write_atomic(job.out, job.make)
