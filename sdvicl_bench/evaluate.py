@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from sdvicl_bench import methods, sharding
-from sdvicl_bench.config import RunConfig, to_dict
+from sdvicl_bench.config import ModelConfig, RunConfig, to_dict
 from sdvicl_bench.protocols import TaskProtocol, make_protocol
 from sdvicl_bench.report.records import read_run_samples, run_key
 from sdvicl_bench.running.folder import RunFolder, RunOutcome, protocol_of
@@ -35,7 +36,7 @@ from sdvicl_bench.running.loop import Variant, record_of, run_episodes
 from sdvicl_bench.running.pictures import grid_loaders, write_grid
 from sdvicl_bench.running.reporter import Reporter
 from sdvicl_bench.running.results import device_name, model_note, results_of, stale_samples
-from sdvicl_bench.sampler.backbones.device import key_dtype
+from sdvicl_bench.sampler.backbones.device import dtype_name, resolve_device, resolve_dtype
 from sdvicl_bench.sampler.backbones.registry import load_model, model_identity
 from sdvicl_bench.sampler.pipeline import Sampler
 from sdvicl_bench.sampler.variants import non_shareable_differences
@@ -98,12 +99,21 @@ def _key_of(
         del payload["sampler"], payload["model"]
         payload["method"] = methods.identity(cfg.method)
         return run_key(payload), None
-    dtype = key_dtype(cfg.model.dtype, cfg.model.device)
+    dtype = key_dtype(cfg.model)
     if dtype is None:
         return run_key(payload), None
     legacy = run_key(payload)
     payload["model"] = {**payload["model"], "dtype": dtype}
     return run_key(payload), (legacy, dtype)
+
+
+def key_dtype(model: ModelConfig) -> str | None:
+    """The compute dtype as SD-VICL's run key holds it (`model.dtype` resolved for
+    `model.device`): "bfloat16" or "float16"; None for float32, left out so the keys of runs
+    made before the dtype entered the key (float32 on a CPU) stay the same
+    (`running.legacy` moves the other runs' folders)."""
+    dtype = resolve_dtype(model.dtype, resolve_device(model.device))
+    return None if dtype == torch.float32 else dtype_name(dtype)
 
 
 class Terminated(KeyboardInterrupt):

@@ -48,7 +48,7 @@ def run(*overrides: str):
 def old_folder(monkeypatch) -> Path:
     """A bfloat16 run folder as the code before the change keyed it."""
     with monkeypatch.context() as patch:
-        patch.setattr(evaluate, "key_dtype", lambda dtype, device: None)
+        patch.setattr(evaluate, "key_dtype", lambda model: None)
         return Path(run("--quiet").output.strip().splitlines()[-1])
 
 

@@ -31,12 +31,11 @@ def adopt_legacy_folders(base: Path, task: str, old_key: str, key: str, dtype: s
         (task_dir / name).rename(task_dir / new)
         for file in ("run.json", "results.json"):
             _set_key(task_dir / new / file, key)
-    for folder in task_dir.iterdir() if renamed else ():  # merge markers follow the rename
-        marker = folder / MERGED_NAME
+    for marker in task_dir.glob(f"*/{MERGED_NAME}") if renamed else ():  # markers follow
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            into = json.loads(marker.read_text())["into"]
-            if into in renamed:
-                write_json(marker, {**json.loads(marker.read_text()), "into": renamed[into]})
+            data = json.loads(marker.read_text())
+            if data["into"] in renamed:
+                write_json(marker, {**data, "into": renamed[data["into"]]})
     return [task_dir / new for new in renamed.values()]
 
 

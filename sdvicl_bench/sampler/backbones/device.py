@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from sdvicl_bench.errors import ModelError
@@ -62,21 +60,6 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[spec]
-
-
-def key_dtype(dtype_spec: str, device_spec: str) -> str | None:
-    """The compute dtype as SD-VICL's run key holds it (`model.dtype` resolved for
-    `model.device` on this machine): "bfloat16" or "float16", None for float32.
-
-    float32 is left out so the keys of runs made before the dtype entered the key (all of
-    them float32 on a CPU) stay the same; `running.legacy` moves the others' folders.
-    """
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device_spec != "auto":
-        with contextlib.suppress(RuntimeError, ValueError, TypeError):
-            device = torch.device(device_spec)
-    dtype = resolve_dtype(dtype_spec, device)
-    return None if dtype == torch.float32 else dtype_name(dtype)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
