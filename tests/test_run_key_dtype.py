@@ -119,3 +119,19 @@ def test_merge_markers_follow_the_renamed_folder(tmp_path):
     adopt_legacy_folders(tmp_path, "fgseg", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "bfloat16")
     marker = task_dir / "20261201-000001-bbbbbbbbbbbb" / "merged.json"
     assert json.loads(marker.read_text())["into"] == "20261201-000000-bbbbbbbbbbbb"
+
+
+def test_a_folder_a_running_process_claims_is_not_renamed_under_it(tmp_path):
+    from sdvicl_bench.report.lock import SampleLock
+
+    folder = fake_folder(tmp_path / "fgseg", "20261201-000000-aaaaaaaaaaaa", "auto", ["cuda: X"])
+    with SampleLock(folder / "samples.jsonl"):  # an older-code run still appending to it
+        assert (
+            adopt_legacy_folders(tmp_path, "fgseg", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "bfloat16")
+            == []
+        )
+        assert folder.is_dir()
+    # its lock file left behind by a process that died claims nothing
+    (folder / "samples.jsonl.lock").write_text("{}")
+    moved = adopt_legacy_folders(tmp_path, "fgseg", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "bfloat16")
+    assert [p.name for p in moved] == ["20261201-000000-bbbbbbbbbbbb"]

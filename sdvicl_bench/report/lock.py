@@ -78,6 +78,24 @@ class SampleLock:
         self.release()
 
 
+def held(lock_file: Path) -> bool:
+    """Whether a live process holds the claim in `lock_file` (one left by a dead process, or
+    none at all: False)."""
+    try:
+        fd = os.open(lock_file, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # dropped again by the close below
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock support here: nothing can be known to hold it
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 def busy_message(samples: Path, holder: dict) -> str:
     """The one-line error for a sample file another process is filling."""
     pid, host = holder.get("pid", "?"), holder.get("host", "an unknown host")

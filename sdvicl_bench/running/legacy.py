@@ -6,7 +6,7 @@ out for float32 so every float32 key (every CPU run) is unchanged. A run at anot
 finds no folder of its key takes over the folders of its old key whose every record was made
 at its dtype (run.json's `model.dtype` resolved on each record's device), renamed to the new
 key, so no finished sample is computed again. A folder with records of another dtype, or of an
-unknown device, stays where it is.
+unknown device, or one a running process (the older code) still claims, stays where it is.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from sdvicl_bench.report.lock import held
 from sdvicl_bench.report.records import MERGED_NAME, read_run_samples, write_json
 from sdvicl_bench.sampler.backbones.device import dtype_name, resolve_dtype
 
@@ -26,7 +27,11 @@ def adopt_legacy_folders(base: Path, task: str, old_key: str, key: str, dtype: s
     new paths (none when no folder qualifies). Call it under the task's creation lock."""
     task_dir = base / task
     old = sorted(task_dir.glob(f"*-{old_key}")) if task_dir.is_dir() else []
-    renamed = {f.name: f.name.removesuffix(old_key) + key for f in old if _made_at(f, dtype)}
+    renamed = {
+        f.name: f.name.removesuffix(old_key) + key
+        for f in old
+        if _made_at(f, dtype) and not any(held(p) for p in f.glob("*.lock"))
+    }
     for name, new in renamed.items():
         (task_dir / name).rename(task_dir / new)
         for file in ("run.json", "results.json"):
